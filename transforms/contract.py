@@ -53,6 +53,7 @@ CHILDREN_REQUIRED_VALUES: tuple[str, ...] = (
 )
 SEX_CODES: dict[str, str] = {"M": "male", "F": "female", "X": "indeterminate", "U": "not known"}
 YES_NO = ("Y", "N")
+YES_NO_COLUMNS = ("shielded", "care_leaver")
 
 # Opt-out register: one row per child who has opted out; at least one of the two ids is given.
 OPTOUT_COLUMNS: tuple[str, ...] = ("nhs_number", "local_child_id")

@@ -1,0 +1,134 @@
+"""`registry-sync`: the pipeline from the command line, without Airflow.
+
+Configuration is read here, once: REGISTRY_SYNC_HOME (default ./data) holds the drop zone and the
+run's folders; REGISTRY_SYNC_INDEX_URL (default sqlite:///<home>/index.sqlite) is the index; the key
+comes from REGISTRY_SYNC_KEY or REGISTRY_SYNC_KEY_FILE. Errors go to stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_HOME = "data"
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home or os.environ.get("REGISTRY_SYNC_HOME", DEFAULT_HOME))
+
+
+def index_url_for(home: Path, url: str | None = None) -> str:
+    """Return the index URL: the argument, REGISTRY_SYNC_INDEX_URL, else a SQLite file in home."""
+    url = url or os.environ.get("REGISTRY_SYNC_INDEX_URL")
+    return url or f"sqlite:///{(home / 'index.sqlite').resolve()}"
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Write a synthetic population into the drop zone and its ground truth beside it."""
+    from synthetic_data.population import PopulationConfig
+    from synthetic_data.writer import write_population
+
+    home = _home(args)
+    out = Path(args.out) if args.out else home / "landing"
+    truth = Path(args.truth) if args.truth else home / "truth"
+    if truth.resolve().is_relative_to(out.resolve()):
+        raise UsageError("--truth must be outside the drop zone (--out): the ground truth holds "
+                         "the raw identifiers")
+    config = PopulationConfig(children=args.children, councils=args.councils, seed=args.seed,
+                              reference_date=dt.date.fromisoformat(args.day))
+    summary = write_population(config, out, truth)
+    print(summary)
+    print(f"extracts in {out}, ground truth in {truth}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Sync the whole drop zone into the index and print the per-council table."""
+    from transforms.keys import key_from_environment
+    from transforms.load import IndexStore
+    from transforms.pipeline import SyncPaths, format_summary, sync_drop_zone
+    from transforms.policy import load_policy
+
+    home = _home(args)
+    key = key_from_environment()
+    policy = load_policy()
+    store = IndexStore.from_url(index_url_for(home, args.index_url), policy)
+    reports = sync_drop_zone(SyncPaths(home), key, policy, store)
+    print(format_summary(reports))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print the latest run's per-council table and where its artefacts are."""
+    from transforms.pipeline import SyncPaths, format_summary, read_latest_run
+
+    paths = SyncPaths(_home(args))
+    run_id, reports = read_latest_run(paths)
+    print(f"run {run_id}")
+    print(format_summary(reports))
+    print(f"index: {index_url_for(paths.home, None)}")
+    print(f"feedback for councils: {paths.outbox}   refused files: {paths.quarantine}")
+    return 0
+
+
+def cmd_check_extract(args: argparse.Namespace) -> int:
+    """Pre-flight check of one extract, as the pipeline would check it; no index, no Airflow."""
+    from transforms.preflight import check_extract
+
+    verdict, text = check_extract(Path(args.file), council_code=args.council)
+    print(text)
+    return 0 if verdict else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(prog="registry-sync", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", help="folder holding landing/, outbox/ etc. (default ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    synth = sub.add_parser("synth", help="make a synthetic population in the drop zone")
+    synth.add_argument("--children", type=int, default=3000)
+    synth.add_argument("--councils", type=int, default=3)
+    synth.add_argument("--seed", type=int, default=1)
+    synth.add_argument("--day", default="2026-11-25",
+                       help="the population's reference date, YYYY-MM-DD (never today's clock)")
+    synth.add_argument("--out", help="drop zone to write to (default <home>/landing)")
+    synth.add_argument("--truth", help="ground-truth folder, outside the drop zone")
+    synth.set_defaults(func=cmd_synth)
+
+    run = sub.add_parser("run", help="sync the drop zone into the index without Airflow")
+    run.add_argument("--index-url", help="SQLAlchemy URL of the index")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="print the latest run's per-council table")
+    report.set_defaults(func=cmd_report)
+
+    check = sub.add_parser("check-extract", help="a council's pre-flight check of one extract")
+    check.add_argument("file", help="the extract CSV; its manifest is read if it is beside it")
+    check.add_argument("--council", help="GSS code (default: from the manifest or the folder)")
+    check.set_defaults(func=cmd_check_extract)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `registry-sync` command."""
+    args = build_parser().parse_args(argv)
+    from transforms.keys import KeyMissing
+    from transforms.policy import PolicyError
+
+    try:
+        return int(args.func(args))
+    except (UsageError, KeyMissing, PolicyError, FileNotFoundError) as exc:
+        print(f"registry-sync {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""The sync pipeline: the phases in order, shared by the DAG, the CLI, the benchmarks and the tests.
+
+`process_extract` takes one extract from the drop zone to a staged file of minimised,
+pseudonymised rows (or refuses it into quarantine); `load_staged` applies staged files to the
+index. Only these two touch the file system; the phases they call are pure functions of frames.
+Reports carry counts, file names and rule names, never a value from an extract.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from transforms.contract import NATIONAL_FOLDER
+from transforms.ingest import ExtractRef, ExtractRefused, discover_extracts, read_extract
+from transforms.load import IndexStore, StagedFile
+from transforms.minimise import KEY_COLUMNS, minimise
+from transforms.pii import guard_index_values, scan_notes
+from transforms.policy import Policy
+from transforms.pseudonymise import PseudonymKey, assign_pseudonyms
+from transforms.suppress import strip_shielded
+from transforms.validate import ValidationResult, validate_children, validate_optouts
+
+COUNT_KEYS = ("received", "rejected", "opted_out", "shielded", "loaded", "notes_with_pii")
+
+
+@dataclass(frozen=True)
+class SyncPaths:
+    """Where a deployment keeps its files, all under one home folder."""
+
+    home: Path
+
+    @property
+    def landing(self) -> Path:
+        """The drop zone councils write to: landing/<GSS code>/."""
+        return self.home / "landing"
+
+    @property
+    def staging(self) -> Path:
+        """Minimised, pseudonymised rows between processing and loading (no personal data)."""
+        return self.home / "staging"
+
+    @property
+    def processed(self) -> Path:
+        """Extracts that were loaded (or were already loaded), kept as they arrived."""
+        return self.home / "processed"
+
+    @property
+    def quarantine(self) -> Path:
+        """Refused files and refused rows, kept intact with the reason."""
+        return self.home / "quarantine"
+
+    @property
+    def runs(self) -> Path:
+        """One values-free JSON summary per run, for `registry-sync report` and the UI."""
+        return self.home / "runs"
+
+    @property
+    def outbox(self) -> Path:
+        """Feedback reports, one folder per council, each about that council's data only."""
+        return self.home / "outbox"
+
+
+@dataclass
+class FileReport:
+    """What happened to one extract. JSON-safe and values-free: it travels through XCom."""
+
+    folder: str
+    file_name: str
+    file_kind: str = ""
+    status: str = "pending"  # staged | refused | loaded | already_loaded
+    reason: str | None = None
+    sha256: str = ""
+    extract_kind: str = ""
+    sequence: int = 0
+    created_at: str = ""
+    staged_path: str | None = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
+    rules: dict[str, int] = field(default_factory=dict)
+    pii: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Return the report as plain JSON types (for XCom)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FileReport:
+        """Rebuild a report from `to_dict` output."""
+        return cls(**data)
+
+
+def _spreadsheet_safe(value: object) -> str:
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _write_feedback(paths: SyncPaths, report: FileReport, rows: pd.DataFrame | None,
+                    validation: ValidationResult | None) -> None:
+    """Write the council's feedback CSV: file verdict, counts per rule, refused rows by number."""
+    folder = paths.outbox / report.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    records: list[list[object]] = [
+        ["section", "rule", "column", "severity", "rows", "row_number", "local_child_id",
+         "how_to_fix"],
+        ["file", report.status, "", "", report.counts.get("received", 0), "", "",
+         report.reason or "accepted"],
+    ]
+    if validation is not None:
+        records += [["rule", o.rule, o.column or "", o.severity, o.failed_rows, "", "", o.fix]
+                    for o in validation.outcomes if o.failed_rows]
+        if rows is not None and "local_child_id" in rows:
+            refused = validation.row_rules[~validation.row_ok]
+            records += [["row", rules, "", "critical", 1, int(pos) + 2,
+                         rows.at[pos, "local_child_id"], ""] for pos, rules in refused.items()]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerows([_spreadsheet_safe(c) for c in record] for record in records)
+    (folder / f"{report.file_name}.feedback.csv").write_text(buf.getvalue(), "utf-8")
+
+
+def _move_pair(landing: Path, ref: ExtractRef, dest: Path) -> None:
+    """Move an extract and its manifest out of the drop zone; safe to repeat after a crash."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (ref.file_name, ref.manifest_name):
+        src = landing / ref.folder / name
+        if src.is_symlink():
+            src.unlink()  # a link is not data we hold; the reason records it
+        elif src.exists():
+            shutil.move(str(src), str(dest / name))
+
+
+def _refuse(paths: SyncPaths, ref: ExtractRef, report: FileReport, reason: str,
+            rows: pd.DataFrame | None = None, validation: ValidationResult | None = None
+            ) -> FileReport:
+    report.status, report.reason = "refused", reason
+    dest = paths.quarantine / ref.folder / ref.file_name.replace("/", "_")
+    _move_pair(paths.landing, ref, dest)
+    (dest / "reason.json").write_text(json.dumps({"file": ref.file_name, "reason": reason},
+                                                 indent=2) + "\n", "utf-8")
+    _write_feedback(paths, report, rows, validation)
+    return report
+
+
+def process_extract(paths: SyncPaths, ref: ExtractRef, key: PseudonymKey, policy: Policy,
+                    run_id: str) -> FileReport:
+    """Take one extract from the drop zone to a staged file, or refuse it into quarantine.
+
+    Args:
+        paths: the deployment's folders.
+        ref: the extract to process.
+        key: the pseudonymisation key.
+        policy: the minimisation policy.
+        run_id: names this run's staging folder (safe characters only).
+
+    Returns:
+        A values-free report; `staged_path` is set when the file is ready to load.
+    """
+    report = FileReport(ref.folder, ref.file_name)
+    try:
+        manifest, frame = read_extract(paths.landing, ref)
+    except ExtractRefused as refused:
+        return _refuse(paths, ref, report, refused.reason)
+    report.file_kind, report.sha256 = manifest.file_kind, manifest.sha256
+    report.extract_kind, report.sequence = manifest.extract_kind, manifest.sequence
+    report.created_at = manifest.created_at
+    report.counts["received"] = len(frame)
+    council = manifest.council_code
+
+    if manifest.file_kind == "optout":
+        validation = validate_optouts(frame)
+    else:
+        extract_date = pd.Timestamp(manifest.created_at).date()
+        validation = validate_children(frame, council_code=council, extract_date=extract_date)
+    report.rules = {o.rule: o.failed_rows for o in validation.outcomes if o.failed_rows}
+    if not validation.accepted:
+        return _refuse(paths, ref, report, validation.reason or "refused by validation",
+                       frame, validation)
+    report.counts["rejected"] = int((~validation.row_ok).sum())
+    good = frame.loc[validation.row_ok]
+
+    pseudonymised = assign_pseudonyms(good, council, key)
+    pseudonymised = pseudonymised.loc[pseudonymised["child_pseudonym"].notna()]
+    if manifest.file_kind == "optout":
+        staged = pseudonymised[["child_pseudonym"]].drop_duplicates().reset_index(drop=True)
+    else:
+        # The same child twice in one file (two local ids, one NHS number) is ambiguous.
+        dup = pseudonymised["child_pseudonym"].duplicated(keep=False)
+        if dup.any():
+            report.counts["rejected"] += int(dup.sum())
+            report.rules["duplicate_child_in_file"] = int(dup.sum())
+            pseudonymised = pseudonymised.loc[~dup]
+        scan, _redacted = scan_notes(pseudonymised["notes"])
+        report.counts["notes_with_pii"] = scan.rows_with_pii
+        report.pii = dict(sorted(scan.entity_counts.items()))
+        staged, shielded = strip_shielded(minimise(pseudonymised, policy, council), policy)
+        report.counts["shielded"] = shielded
+        guarded = [c for c in staged.columns if c not in ("child_pseudonym", "key_version")]
+        findings = guard_index_values(staged, guarded)
+        if findings:
+            detail = "; ".join(f"{f.entity_type} in column {f.column} ({f.rows} rows)"
+                               for f in findings)
+            return _refuse(paths, ref, report, "personal data found in values bound for the "
+                           f"index: {detail}; check the columns hold what the contract says")
+    _write_feedback(paths, report, frame, validation)
+    out = paths.staging / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{ref.folder}__{ref.file_name}.parquet"
+    staged.to_parquet(target, index=False)
+    report.status, report.staged_path = "staged", str(target)
+    return report
+
+
+def _load_order(report: FileReport) -> tuple:
+    # Opt-outs first, then children by council and sequence: the index does not depend on the
+    # order, but counts in reports read more naturally this way.
+    return (report.file_kind != "optout", report.folder, report.sequence, report.file_name)
+
+
+def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore
+                ) -> list[FileReport]:
+    """Load every staged file into the index, each in its own transaction, then archive it.
+
+    Args:
+        paths: the deployment's folders.
+        reports: the reports of `process_extract`, in any order.
+        store: the index.
+
+    Returns:
+        The reports, updated with load counts; refused ones unchanged.
+    """
+    for report in sorted(reports, key=_load_order):
+        if report.status != "staged" or report.staged_path is None:
+            continue
+        rows = pd.read_parquet(report.staged_path)
+        council = NATIONAL_FOLDER if report.folder == NATIONAL_FOLDER else report.folder
+        outcome = store.load(StagedFile(council, report.file_name, report.sha256,
+                                        report.file_kind, report.extract_kind, report.sequence,
+                                        report.created_at, rows))
+        ref = ExtractRef(report.folder, report.file_name, report.file_name + ".manifest.json")
+        Path(report.staged_path).unlink(missing_ok=True)
+        report.staged_path = None
+        if outcome.status == "refused":
+            _refuse(paths, ref, report, outcome.reason or "refused at load")
+            continue
+        report.status = outcome.status
+        if report.file_kind == "children":
+            report.counts["opted_out"] = outcome.opted_out
+            report.counts["loaded"] = outcome.loaded
+            report.counts["shielded"] = outcome.shielded
+        else:
+            report.counts["opted_out"] = outcome.opted_out
+        _move_pair(paths.landing, ref, paths.processed / report.folder / report.sha256[:16])
+    return reports
+
+
+def sync_drop_zone(paths: SyncPaths, key: PseudonymKey, policy: Policy, store: IndexStore,
+                   run_id: str | None = None) -> list[FileReport]:
+    """Run the whole pipeline over the drop zone without Airflow (CLI, benchmarks, tests)."""
+    run_id = run_id or "cli_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    reports = [process_extract(paths, ref, key, policy, run_id)
+               for ref in discover_extracts(paths.landing)]
+    reports = load_staged(paths, reports, store)
+    write_run_summary(paths, run_id, reports)
+    return reports
+
+
+def write_run_summary(paths: SyncPaths, run_id: str, reports: list[FileReport]) -> Path:
+    """Record a run's reports (counts, file names, reasons; no values) as runs/<run_id>.json."""
+    paths.runs.mkdir(parents=True, exist_ok=True)
+    target = paths.runs / f"{run_id}.json"
+    payload = {"run_id": run_id, "files": [r.to_dict() for r in reports]}
+    target.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", "utf-8")
+    return target
+
+
+def read_latest_run(paths: SyncPaths) -> tuple[str, list[FileReport]]:
+    """Return the newest run summary's id and reports.
+
+    Raises:
+        FileNotFoundError: no run has been recorded in this home yet.
+    """
+    runs = sorted(paths.runs.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise FileNotFoundError(f"no run recorded in {paths.runs}: run the DAG or "
+                                "`registry-sync run` first")
+    payload = json.loads(runs[-1].read_text("utf-8"))
+    return payload["run_id"], [FileReport.from_dict(r) for r in payload["files"]]
+
+
+def summarise(reports: list[FileReport]) -> pd.DataFrame:
+    """Per-council table of a run: files, refused files and row counts."""
+    rows = []
+    for r in reports:
+        rows.append({"council": r.folder, "files": 1, "refused_files": int(r.status == "refused"),
+                     **{k: r.counts.get(k, 0) for k in COUNT_KEYS}})
+    if not rows:
+        return pd.DataFrame(columns=["council", "files", "refused_files", *COUNT_KEYS])
+    return pd.DataFrame(rows).groupby("council", as_index=False).sum()
+
+
+def format_summary(reports: list[FileReport]) -> str:
+    """The run's per-council table as text, with refusal reasons listed under it."""
+    table = summarise(reports)
+    lines = [table.to_string(index=False)] if len(table) else ["no extracts found"]
+    for r in reports:
+        if r.status == "refused":
+            lines.append(f"refused {r.folder}/{r.file_name}: {r.reason}")
+    return "\n".join(lines)
+
+
+__all__ = ["KEY_COLUMNS", "FileReport", "SyncPaths", "format_summary", "load_staged",
+           "process_extract", "read_latest_run", "summarise", "sync_drop_zone",
+           "write_run_summary"]
