@@ -1,0 +1,39 @@
+"""Synthetic populations of children for testers, tests and benchmarks; never real people.
+
+    from synthetic_data import PopulationConfig, write_population
+    summary = write_population(PopulationConfig(children=3000), Path("landing"), Path("truth"))
+    print(summary)
+
+`generate_population` streams one council at a time (`CouncilBatch`: extract, opt-out register
+and ground truth); `write_population` writes them as councils would drop them, with manifests,
+plus the national opt-out register, and the ground truth to Parquet outside the landing zone.
+NHS numbers come only from the test range starting 999 and phone numbers from Ofcom's drama ranges.
+"""
+
+from synthetic_data.councils import COUNCILS, Council, council_by_code
+from synthetic_data.population import (
+    DEFECT_KINDS,
+    TRUTH_COLUMNS,
+    CouncilBatch,
+    PopulationConfig,
+    generate_national_optouts,
+    generate_population,
+)
+from synthetic_data.providers import make_faker
+from synthetic_data.writer import CouncilCounts, SynthSummary, write_population
+
+__all__ = [
+    "COUNCILS",
+    "DEFECT_KINDS",
+    "TRUTH_COLUMNS",
+    "Council",
+    "CouncilBatch",
+    "CouncilCounts",
+    "PopulationConfig",
+    "SynthSummary",
+    "council_by_code",
+    "generate_national_optouts",
+    "generate_population",
+    "make_faker",
+    "write_population",
+]
