@@ -1,0 +1,461 @@
+"""Validate phase: run an extract's GX suite and turn its results into row and file verdicts.
+
+Pure: takes a frame of strings as read from the CSV (blanks are ""), returns a `ValidationResult`;
+the only I/O is reading the packaged suite JSON and `expectations/rules.yaml`. Row masks come from
+GX itself: the suite runs once with result format COMPLETE, `exclude_unexpected_values` set, over
+a frame with a plain RangeIndex, so each failing expectation reports the positions of its failing
+rows and never their values. Nothing returned, raised or logged here quotes a cell of the extract.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from expectations.loader import (
+    CHILDREN_SUITE,
+    OPTOUT_SUITE,
+    SuiteRules,
+    load_rules,
+    load_suite,
+)
+from transforms.contract import (
+    CHILDREN_COLUMNS,
+    COUNCIL_CODE_RE,
+    MAX_AGE_YEARS,
+    OPTOUT_COLUMNS,
+    SCHEMA_VERSION,
+)
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
+
+CRITICAL, WARNING = "critical", "warning"
+COLUMNS_RULE = "columns_match_contract"
+
+# COMPLETE gives every failing row's index; the values GX also gathers are left out of the result.
+RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "COMPLETE",
+    "exclude_unexpected_values": True,
+    "partial_unexpected_count": 0,
+    "return_unexpected_index_query": False,
+    "include_unexpected_rows": False,
+}
+# A header name that looks like a column name may be shown; anything else might be a data row
+# read as a header (a file sent without its header line), so it is counted, never quoted.
+_SHOWABLE_COLUMN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+class SuiteRunError(RuntimeError):
+    """GX could not evaluate an expectation, or its results do not add up."""
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """How many rows broke one rule (on one column) and what the council should do."""
+
+    rule: str  # stable short name, e.g. "nhs_number_mod11"
+    column: str | None
+    severity: str  # "critical" (row is quarantined) or "warning" (row loads, council told)
+    failed_rows: int
+    fix: str  # one sentence telling a council what to fix
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """File verdict, row verdicts and a values-free summary of the GX run.
+
+    Row verdicts stand on their own, for the council's feedback: when `accepted` is False no row
+    loads, whatever `row_ok` says.
+    """
+
+    accepted: bool  # file-level verdict
+    reason: str | None  # why the whole file was refused (values-free), else None
+    row_ok: pd.Series  # bool per input row: True = row may load
+    row_rules: pd.Series  # str per row: ';'-joined rule names it broke ("" if none)
+    outcomes: tuple[RuleOutcome, ...]  # rules broken by at least one row, in suite order
+    gx_success: bool
+    gx_summary: dict  # per expectation: type, column, success, counts; never a value
+
+
+def date_of_birth_bounds(extract_date: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """Return the earliest and latest date of birth allowed in an extract of `extract_date`.
+
+    A child may be at most `MAX_AGE_YEARS` years old in completed years on the extract date (a
+    25-year-old care leaver still loads; a 26th birthday on or before the extract date does not),
+    and may not be born after it. A 29 February birthday counts from 1 March in common years.
+    """
+    years = MAX_AGE_YEARS + 1
+    try:
+        too_old = extract_date.replace(year=extract_date.year - years)
+    except ValueError:  # 29 February of a leap year; that year has no 29 February
+        too_old = extract_date.replace(year=extract_date.year - years, day=28)
+    return too_old + datetime.timedelta(days=1), extract_date
+
+
+def validate_children(
+    frame: pd.DataFrame, *, council_code: str, extract_date: datetime.date
+) -> ValidationResult:
+    """Validate a council's children extract against suite `children_extract`.
+
+    Args:
+        frame: the extract as read from CSV, every column a string, blanks "".
+        council_code: the council's GSS code (E06/E08/E09/E10 and six digits).
+        extract_date: the date the extract was taken; dates of birth are checked against it.
+
+    Returns:
+        The file verdict, a verdict and the broken rules per row (aligned with `frame`'s index),
+        the outcome per broken rule and a values-free summary of the GX run.
+
+    Raises:
+        ValueError: `council_code` is not a council GSS code.
+        SuiteRunError: GX could not evaluate an expectation (the message names it, not data).
+    """
+    if not isinstance(council_code, str) or not COUNCIL_CODE_RE.fullmatch(council_code):
+        raise ValueError(
+            "council_code must be the GSS code of a council with children's services "
+            "(E06, E08, E09 or E10 followed by six digits)"
+        )
+    if isinstance(extract_date, datetime.datetime):
+        extract_date = extract_date.date()
+    earliest, latest = date_of_birth_bounds(extract_date)
+    parameters = {
+        "date_of_birth_earliest": earliest.isoformat(),
+        "date_of_birth_latest": latest.isoformat(),
+    }
+    run = {"council_code": council_code, "extract_date": extract_date.isoformat()}
+    return _validate(frame, CHILDREN_SUITE, CHILDREN_COLUMNS, parameters, run)
+
+
+def validate_optouts(frame: pd.DataFrame) -> ValidationResult:
+    """Validate an opt-out register against suite `optout_register`.
+
+    Args:
+        frame: the register as read from CSV, every column a string, blanks "".
+
+    Returns:
+        As `validate_children`. A row loads when it has at least one id; an NHS number that
+        fails Modulus 11 is a warning, so the row's local child id still opts the child out.
+
+    Raises:
+        SuiteRunError: GX could not evaluate an expectation.
+    """
+    return _validate(frame, OPTOUT_SUITE, OPTOUT_COLUMNS, {}, {})
+
+
+# --- internals -----------------------------------------------------------------------------------
+
+
+def _validate(
+    frame: pd.DataFrame,
+    suite_name: str,
+    contract_columns: tuple[str, ...],
+    parameters: dict[str, str],
+    run: dict[str, str],
+) -> ValidationResult:
+    rules = load_rules()[suite_name]
+    suite = load_suite(suite_name, rules)
+    n_rows = len(frame)
+    column_problem = _column_problem([str(c) for c in frame.columns], contract_columns)
+
+    if column_problem is not None:
+        # Column expectations cannot run on the wrong columns: run the table-level ones only.
+        table_suite = _table_level_suite(suite)
+        gx_result = _run_gx(frame.reset_index(drop=True), table_suite, parameters)
+        rule = rules.rules[COLUMNS_RULE]
+        outcome = RuleOutcome(COLUMNS_RULE, None, rule.severity, n_rows, rule.fix)
+        return ValidationResult(
+            accepted=False,
+            reason=column_problem,
+            row_ok=pd.Series(False, index=frame.index, dtype=bool, name="row_ok"),
+            row_rules=pd.Series(COLUMNS_RULE, index=frame.index, dtype="str", name="row_rules"),
+            outcomes=(outcome,),
+            gx_success=bool(gx_result.success),
+            gx_summary=_summarise(gx_result, table_suite, rules, parameters, run),
+        )
+
+    gx_result = _run_gx(_gx_view(frame), suite, parameters)
+    masks, counts, table_failures = _row_masks(gx_result, suite, n_rows)
+
+    order = _rule_positions(suite)
+    critical = np.zeros(n_rows, dtype=bool)
+    for (rule_name, _column), mask in masks.items():
+        if rules.rules[rule_name].severity == CRITICAL:
+            critical |= mask
+    outcomes = []
+    for key in sorted(set(counts) | table_failures, key=lambda k: order[k]):
+        failed = n_rows if key in table_failures else counts[key]
+        if failed:
+            rule = rules.rules[key[0]]
+            outcomes.append(RuleOutcome(key[0], key[1], rule.severity, failed, rule.fix))
+
+    if table_failures:
+        critical[:] = True
+    row_ok = ~critical
+    reason = _refusal_reason(
+        n_rows, int(critical.sum()), tuple(outcomes), rules, bool(table_failures)
+    )
+    return ValidationResult(
+        accepted=reason is None,
+        reason=reason,
+        row_ok=pd.Series(row_ok, index=frame.index, name="row_ok"),
+        row_rules=pd.Series(
+            _row_rule_strings(masks, order, n_rows, table_failures),
+            index=frame.index,
+            dtype="str",
+            name="row_rules",
+        ),
+        outcomes=tuple(outcomes),
+        gx_success=bool(gx_result.success),
+        gx_summary=_summarise(gx_result, suite, rules, parameters, run),
+    )
+
+
+def _column_problem(header: list[str], expected: tuple[str, ...]) -> str | None:
+    """Say, naming contract columns only, how the header differs from the contract; else None."""
+    present = set(header)
+    duplicated = sorted(c for c in present if header.count(c) > 1)
+    missing = [c for c in expected if c not in present]
+    unexpected = [c for c in dict.fromkeys(header) if c not in expected]
+    if not (duplicated or missing or unexpected):
+        return None
+    parts = []
+    if missing:
+        parts.append("missing " + ", ".join(missing))
+    header_missing = len(missing) == len(expected)
+    if unexpected:
+        # without a header, the "names" are the first data row: show none of them
+        shown = [c for c in unexpected if _SHOWABLE_COLUMN.fullmatch(c) and not header_missing]
+        hidden = len(unexpected) - len(shown)
+        text = ", ".join(shown)
+        if hidden:
+            text += (f", and {hidden} more" if shown else str(hidden)) + " not shown by name"
+        parts.append("unexpected " + text)
+    if duplicated:
+        shown = [c for c in duplicated if _SHOWABLE_COLUMN.fullmatch(c)]
+        names = " (" + ", ".join(shown) + ")" if shown else ""
+        parts.append(f"{len(duplicated)} repeated{names}")
+    if header_missing and {c.strip().lower() for c in header} >= set(expected):
+        parts.append("write the header in lower case, as in the contract")
+    elif header_missing:
+        parts.append("is the header row missing?")
+    return f"the columns do not match extract contract v{SCHEMA_VERSION}: " + "; ".join(parts)
+
+
+def _gx_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the frame GX sees: a 0..n-1 index, and blank or whitespace-only cells as nulls."""
+    from expectations.custom import is_blank
+
+    view = frame.reset_index(drop=True)
+    for name in view.columns:
+        column = view[name]
+        if not pd.api.types.is_string_dtype(column.dtype) or pd.api.types.is_object_dtype(
+            column.dtype
+        ):
+            column = column.astype("string")
+        blank = is_blank(column)
+        if blank.any():
+            column = column.mask(blank)
+        view[name] = column
+    return view
+
+
+def _table_level_suite(suite: ExpectationSuite) -> ExpectationSuite:
+    import great_expectations as gx
+    from great_expectations.core.metric_domain_types import MetricDomainTypes
+
+    table = [
+        e.configuration for e in suite.expectations if e.domain_type == MetricDomainTypes.TABLE
+    ]
+    return gx.ExpectationSuite(name=suite.name, expectations=table, meta=suite.meta)
+
+
+def _run_gx(
+    view: pd.DataFrame, suite: ExpectationSuite, parameters: dict[str, str]
+) -> ExpectationSuiteValidationResult:
+    """Run `suite` once over `view` in a fresh ephemeral context, progress bars off.
+
+    A validation definition loads the batch once; `Batch.validate` would load (and fingerprint)
+    the whole frame a second time.
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    # GX draws tqdm bars on stderr for every metric pass unless the context says otherwise.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch_definition = (
+        context.data_sources.add_pandas("extract")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole_frame")
+    )
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(
+            name=f"validate_{suite.name}", data=batch_definition, suite=context.suites.add(suite)
+        )
+    )
+    return definition.run(
+        batch_parameters={"dataframe": view},
+        expectation_parameters=parameters,
+        result_format=RESULT_FORMAT,
+    )
+
+
+def _raised(exception_info: Any) -> bool:
+    if not isinstance(exception_info, dict):
+        return False
+    if "raised_exception" in exception_info:
+        return bool(exception_info["raised_exception"])
+    # GX 1.x may key exception info by metric id
+    return any(_raised(v) for v in exception_info.values())
+
+
+def _key(config: Any) -> tuple[str, str | None]:
+    return config.meta["rule"], config.kwargs.get("column")
+
+
+def _rule_positions(suite: ExpectationSuite) -> dict[tuple[str, str | None], tuple[int, int]]:
+    """Order (rule, column) keys by their rule's first place in the suite, then their own."""
+    first: dict[str, int] = {}
+    order: dict[tuple[str, str | None], tuple[int, int]] = {}
+    for i, expectation in enumerate(suite.expectations):
+        rule, column = _key(expectation.configuration)
+        first.setdefault(rule, i)
+        order.setdefault((rule, column), (first[rule], i))
+    return order
+
+
+def _row_masks(
+    gx_result: ExpectationSuiteValidationResult, suite: ExpectationSuite, n_rows: int
+) -> tuple[
+    dict[tuple[str, str | None], np.ndarray],
+    dict[tuple[str, str | None], int],
+    set[tuple[str, str | None]],
+]:
+    """Turn GX's unexpected row indices into a boolean mask per (rule, column)."""
+    masks: dict[tuple[str, str | None], np.ndarray] = {}
+    counts: dict[tuple[str, str | None], int] = {}
+    table_failures: set[tuple[str, str | None]] = set()
+    if len(gx_result.results) != len(suite.expectations):
+        raise SuiteRunError(
+            f"GX returned {len(gx_result.results)} results for "
+            f"{len(suite.expectations)} expectations of suite {suite.name!r}"
+        )
+    for result in gx_result.results:
+        config = result.expectation_config
+        key = _key(config)
+        where = f"{config.type} (rule {key[0]}, column {key[1]})"
+        if _raised(result.exception_info):
+            raise SuiteRunError(f"GX could not evaluate {where}")
+        detail = result.result or {}
+        if "unexpected_count" not in detail:  # a table-level expectation
+            if not result.success:
+                table_failures.add(key)
+            continue
+        positions = np.asarray(detail.get("unexpected_index_list") or [], dtype=np.int64)
+        if len(positions) != int(detail["unexpected_count"] or 0):
+            raise SuiteRunError(f"GX row indices and unexpected count disagree for {where}")
+        mask = masks.setdefault(key, np.zeros(n_rows, dtype=bool))
+        mask[positions] = True
+        counts[key] = int(mask.sum())
+    return masks, counts, table_failures
+
+
+def _row_rule_strings(
+    masks: dict[tuple[str, str | None], np.ndarray],
+    order: dict[tuple[str, str | None], tuple[int, int]],
+    n_rows: int,
+    table_failures: set[tuple[str, str | None]],
+) -> np.ndarray:
+    tokens = np.full(n_rows, "", dtype=object)
+    by_rule: dict[str, np.ndarray] = {}
+    for key in sorted(set(masks) | table_failures, key=lambda k: order[k]):
+        mask = np.ones(n_rows, dtype=bool) if key in table_failures else masks[key]
+        by_rule[key[0]] = by_rule.get(key[0], np.zeros(n_rows, dtype=bool)) | mask
+    for rule, mask in by_rule.items():
+        where = np.flatnonzero(mask)
+        if len(where):
+            current = tokens[where]
+            tokens[where] = np.where(current == "", rule, current + ";" + rule)
+    return tokens
+
+
+def _refusal_reason(
+    n_rows: int,
+    n_critical: int,
+    outcomes: tuple[RuleOutcome, ...],
+    rules: SuiteRules,
+    table_failed: bool,
+) -> str | None:
+    if table_failed:
+        return f"the columns do not match extract contract v{SCHEMA_VERSION}"
+    if n_rows == 0:
+        return "the file has no data rows"
+    limit = rules.max_critical_row_fraction
+    if n_critical / n_rows > limit:
+        broken = ", ".join(
+            f"{o.rule} ({o.failed_rows})" for o in outcomes if o.severity == CRITICAL
+        )
+        return (
+            f"{n_critical} of {n_rows} rows ({n_critical / n_rows:.1%}) broke critical rules, "
+            f"more than the {limit:.0%} a file may have: {broken}"
+        )
+    if n_critical == n_rows:
+        return "no row of the file passed the critical rules"
+    return None
+
+
+def _number(value: Any) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    return float(value)
+
+
+def _summarise(
+    gx_result: ExpectationSuiteValidationResult,
+    suite: ExpectationSuite,
+    rules: SuiteRules,
+    parameters: dict[str, str],
+    run: dict[str, str],
+) -> dict[str, Any]:
+    """Build the values-free summary: counts and verdicts per expectation, never a cell."""
+    order = _rule_positions(suite)
+    entries = []
+    for result in gx_result.results:
+        config = result.expectation_config
+        rule, column = _key(config)
+        detail = result.result or {}
+        entries.append(
+            {
+                "rule": rule,
+                "severity": rules.rules[rule].severity,
+                "expectation_type": config.type,
+                "column": column,
+                "success": bool(result.success),
+                "element_count": _number(detail.get("element_count")),
+                "missing_count": _number(detail.get("missing_count")),
+                "unexpected_count": _number(detail.get("unexpected_count")),
+                "unexpected_percent": _number(detail.get("unexpected_percent")),
+                "raised_exception": _raised(result.exception_info),
+            }
+        )
+    entries.sort(key=lambda e: order[(e["rule"], e["column"])])
+    statistics = {k: _number(v) for k, v in (gx_result.statistics or {}).items()}
+    return {
+        "suite": suite.name,
+        "contract_schema_version": SCHEMA_VERSION,
+        **run,
+        "expectation_parameters": dict(parameters),
+        "success": bool(gx_result.success),
+        "statistics": statistics,
+        "expectations": entries,
+    }
