@@ -1,5 +1,6 @@
-"""
-### registry_sync: council extracts into the minimised central index
+"""Sync council extracts into the minimised central index (the registry_sync DAG).
+
+### registry_sync
 
 Once a day (or when triggered) this DAG picks up every **complete** extract in the drop zone
 (`landing/<council GSS code>/`; an extract counts as complete once its manifest is beside it):
@@ -73,8 +74,10 @@ def registry_sync():
 
         refs = discover_extracts(_paths().landing)
         print(f"{len(refs)} complete extract(s) in the drop zone")
-        return [{"folder": r.folder, "file_name": r.file_name, "manifest_name": r.manifest_name}
-                for r in refs]
+        return [
+            {"folder": r.folder, "file_name": r.file_name, "manifest_name": r.manifest_name}
+            for r in refs
+        ]
 
     @task(map_index_template="{{ extract_label }}")
     def process_extract(ref: dict) -> dict:
@@ -87,10 +90,12 @@ def registry_sync():
         context = get_current_context()
         context["extract_label"] = f"{ref['folder']}/{ref['file_name']}"  # type: ignore[typeddict-unknown-key]
         run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"])
-        report = run_phase(_paths(), ExtractRef(**ref), key_for_airflow_task(), load_policy(),
-                           run_id)
-        print(f"{report.status}: {report.counts}" + (f" ({report.reason})" if report.reason
-                                                     else ""))
+        report = run_phase(
+            _paths(), ExtractRef(**ref), key_for_airflow_task(), load_policy(), run_id
+        )
+        print(
+            f"{report.status}: {report.counts}" + (f" ({report.reason})" if report.reason else "")
+        )
         return report.to_dict()
 
     @task(trigger_rule="all_done")

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
-import pytest
-import sqlalchemy as sa
+# Airflow reads its configuration at import: point it at a throwaway home before any test
+# imports it, so tests never touch ~/airflow or the demo's .airflow/.
+AIRFLOW_TEST_HOME = tempfile.mkdtemp(prefix="registry-sync-airflow-")
+os.environ["AIRFLOW_HOME"] = AIRFLOW_TEST_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(__file__), "..", "dags")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-from transforms.policy import load_policy
-from transforms.pseudonymise import PseudonymKey
+import pytest  # noqa: E402 (after the Airflow environment above)
+import sqlalchemy as sa  # noqa: E402
+
+from transforms.policy import load_policy  # noqa: E402
+from transforms.pseudonymise import PseudonymKey  # noqa: E402
 
 # A fixed key for known-answer tests only; real keys come from Airflow or the environment.
 TEST_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-POSTGRES_URL = os.environ.get("REGISTRY_SYNC_TEST_POSTGRES",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "REGISTRY_SYNC_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

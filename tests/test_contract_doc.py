@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-from transforms.contract import CHILDREN_COLUMNS, CHILDREN_REQUIRED_VALUES, Manifest, OPTOUT_COLUMNS
+from transforms.contract import CHILDREN_COLUMNS, CHILDREN_REQUIRED_VALUES, OPTOUT_COLUMNS, Manifest
 
 DOC = (Path(__file__).parents[1] / "docs" / "extract-contract.md").read_text()
 

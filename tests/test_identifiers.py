@@ -18,11 +18,20 @@ from transforms.identifiers import (
 )
 
 
-@pytest.mark.parametrize(("value", "valid"), [
-    ("9434765919", True), ("943 476 5919", True), ("943-476-5919", True),
-    ("9434765918", False), ("943476591", False), ("94347659190", False), ("", False),
-    ("abcdefghij", False), ("4010232137", True),
-])
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("9434765919", True),
+        ("943 476 5919", True),
+        ("943-476-5919", True),
+        ("9434765918", False),
+        ("943476591", False),
+        ("94347659190", False),
+        ("", False),
+        ("abcdefghij", False),
+        ("4010232137", True),
+    ],
+)
 def test_nhs_number_known_answers(value, valid):
     assert bool(nhs_number_is_valid(pd.Series([value])).iloc[0]) is valid
 
@@ -56,8 +65,12 @@ def test_upn_domain_example_and_temporary_upn():
     assert upn_check_letter("801200005001") == "B"
     body = "80120000500"
     temporary = upn_check_letter(body + "A") + body + "A"
-    assert upn_is_valid(pd.Series(["B801200005001", temporary, "A801200005001", ""])).tolist() \
-        == [True, True, False, False]
+    assert upn_is_valid(pd.Series(["B801200005001", temporary, "A801200005001", ""])).tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 def test_upn_vectorised_agrees_with_scalar_rule():
@@ -69,14 +82,22 @@ def test_upn_vectorised_agrees_with_scalar_rule():
     assert not upn_is_valid(pd.Series(wrong)).any()
 
 
-@pytest.mark.parametrize(("value", "valid", "district", "sector"), [
-    ("LS6 2AB", True, "LS6", "LS6 2"), ("ls62ab", True, "LS6", "LS6 2"),
-    ("SW1A 1AA", True, "SW1A", "SW1A 1"), ("M1 1AE", True, "M1", "M1 1"),
-    ("W1A 0AX", True, "W1A", "W1A 0"), ("EC1A 1BB", True, "EC1A", "EC1A 1"),
-    ("QX1 1AA", False, None, None),  # Q never first
-    ("LS6 2AC", False, None, None),  # C never in the inward letters
-    ("LS6", False, None, None), ("", False, None, None), ("12345", False, None, None),
-])
+@pytest.mark.parametrize(
+    ("value", "valid", "district", "sector"),
+    [
+        ("LS6 2AB", True, "LS6", "LS6 2"),
+        ("ls62ab", True, "LS6", "LS6 2"),
+        ("SW1A 1AA", True, "SW1A", "SW1A 1"),
+        ("M1 1AE", True, "M1", "M1 1"),
+        ("W1A 0AX", True, "W1A", "W1A 0"),
+        ("EC1A 1BB", True, "EC1A", "EC1A 1"),
+        ("QX1 1AA", False, None, None),  # Q never first
+        ("LS6 2AC", False, None, None),  # C never in the inward letters
+        ("LS6", False, None, None),
+        ("", False, None, None),
+        ("12345", False, None, None),
+    ],
+)
 def test_postcode_rules(value, valid, district, sector):
     s = pd.Series([value])
     assert bool(postcode_is_valid(s).iloc[0]) is valid
@@ -86,5 +107,7 @@ def test_postcode_rules(value, valid, district, sector):
 
 
 def test_postcode_normalisation_spaces_outward_and_inward():
-    assert normalise_postcode(pd.Series([" sw1a1aa ", "M1  1AE"])).tolist() == ["SW1A 1AA",
-                                                                                   "M1 1AE"]
+    assert normalise_postcode(pd.Series([" sw1a1aa ", "M1  1AE"])).tolist() == [
+        "SW1A 1AA",
+        "M1 1AE",
+    ]

@@ -9,8 +9,26 @@ from transforms.contract import CHILDREN_COLUMNS, Manifest, manifest_path_for
 from transforms.ingest import ExtractRef, ExtractRefused, discover_extracts, read_extract
 
 COUNCIL = "E08000035"
-GOOD_ROW = ["L1", "943 476 5919", "", "Zebedee", "Quixley", "", "2015-03-02", "F",
-            "1 Some Street", "LS6 2AB", "Carer Name", "07700 900123", "", "", "EH", "N", "N", ""]
+GOOD_ROW = [
+    "L1",
+    "943 476 5919",
+    "",
+    "Zebedee",
+    "Quixley",
+    "",
+    "2015-03-02",
+    "F",
+    "1 Some Street",
+    "LS6 2AB",
+    "Carer Name",
+    "07700 900123",
+    "",
+    "",
+    "EH",
+    "N",
+    "N",
+    "",
+]
 SECRET_VALUES = ("Zebedee", "Quixley", "943 476 5919")
 
 
@@ -22,10 +40,17 @@ def csv_bytes(rows, header=CHILDREN_COLUMNS, sep=",", eol="\n"):
 def drop(landing, data, *, name="children_20261125_0001.csv", folder=COUNCIL, **manifest):
     (landing / folder).mkdir(parents=True, exist_ok=True)
     (landing / folder / name).write_bytes(data)
-    fields = {"schema_version": "1", "council_code": folder, "file_kind": "children",
-              "extract_kind": "snapshot", "sequence": 1, "created_at": "2026-11-25T06:00:00Z",
-              "file_name": name, "row_count": max(data.count(b"\n") - 1, 0),
-              "sha256": hashlib.sha256(data).hexdigest()}
+    fields = {
+        "schema_version": "1",
+        "council_code": folder,
+        "file_kind": "children",
+        "extract_kind": "snapshot",
+        "sequence": 1,
+        "created_at": "2026-11-25T06:00:00Z",
+        "file_name": name,
+        "row_count": max(data.count(b"\n") - 1, 0),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     fields.update(manifest)
     (landing / folder / manifest_path_for(name)).write_text(Manifest(**fields).to_json())
     return ExtractRef(folder, name, manifest_path_for(name))
@@ -52,17 +77,29 @@ def _cases():
         "latin-1": (good.replace(b"Quixley", "Quixl\xe9y".encode("latin-1")), {}, "not UTF-8"),
         "NUL bytes": (good.replace(b"Street", b"Str\x00et"), {}, "binary"),
         "gzip named csv": (b"\x1f\x8b\x08\x00" + good, {}, "binary"),
-        "mixed line endings": (csv_bytes([GOOD_ROW, GOOD_ROW]).replace(b"\n", b"\r\n", 1), {},
-                               "line endings"),
+        "mixed line endings": (
+            csv_bytes([GOOD_ROW, GOOD_ROW]).replace(b"\n", b"\r\n", 1),
+            {},
+            "line endings",
+        ),
         "semicolons": (csv_bytes([GOOD_ROW], sep=";"), {}, "not comma-separated"),
         "ragged row": (csv_bytes([GOOD_ROW[:-2]]), {}, "wrong number of fields"),
         "unbalanced quote": (good.replace(b"Zebedee", b'"Zebedee'), {}, "cannot be parsed"),
-        "missing column": (csv_bytes([GOOD_ROW[:-1]], header=CHILDREN_COLUMNS[:-1]), {},
-                           "missing ['notes']"),
-        "extra column": (csv_bytes([[*GOOD_ROW, "x"]], header=(*CHILDREN_COLUMNS, "ethnicity")),
-                         {}, "unexpected ['ethnicity']"),
-        "duplicated header": (csv_bytes([list(CHILDREN_COLUMNS), GOOD_ROW]), {},
-                              "header row appears again"),
+        "missing column": (
+            csv_bytes([GOOD_ROW[:-1]], header=CHILDREN_COLUMNS[:-1]),
+            {},
+            "missing ['notes']",
+        ),
+        "extra column": (
+            csv_bytes([[*GOOD_ROW, "x"]], header=(*CHILDREN_COLUMNS, "ethnicity")),
+            {},
+            "unexpected ['ethnicity']",
+        ),
+        "duplicated header": (
+            csv_bytes([list(CHILDREN_COLUMNS), GOOD_ROW]),
+            {},
+            "header row appears again",
+        ),
         "wrong checksum": (good, {"sha256": "0" * 64}, "sha256"),
         "wrong row count": (good, {"row_count": 7}, "manifest says 7"),
         "unknown schema": (good, {"schema_version": "9"}, "not supported"),
@@ -101,7 +138,11 @@ def test_folder_that_is_not_a_council_code_is_refused(tmp_path):
 
 def test_opt_out_registers_are_discovered_before_children(tmp_path):
     drop(tmp_path, csv_bytes([GOOD_ROW]))
-    drop(tmp_path, b"nhs_number,local_child_id\n9434765919,\n", name="optout_20261125_0001.csv",
-         file_kind="optout")
+    drop(
+        tmp_path,
+        b"nhs_number,local_child_id\n9434765919,\n",
+        name="optout_20261125_0001.csv",
+        file_kind="optout",
+    )
     names = [r.file_name for r in discover_extracts(tmp_path)]
     assert names == ["optout_20261125_0001.csv", "children_20261125_0001.csv"]

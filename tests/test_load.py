@@ -18,11 +18,21 @@ A, B = "E08000035", "E08000003"
 def child_rows(policy, pseudonyms, council, shielded=(), **overrides):
     rows = []
     for p in pseudonyms:
-        row = {"child_pseudonym": p, "pseudonym_kind": "nhs", "key_version": "v1",
-               "council_code": council, "shielded": p in shielded, "year_of_birth": 2015,
-               "sex": "F", "postcode_district": "LS6", "school_urn": "107000",
-               "gp_practice_code": "B86001", "services": "EH", "other_service_involved": False,
-               "care_leaver": False}
+        row = {
+            "child_pseudonym": p,
+            "pseudonym_kind": "nhs",
+            "key_version": "v1",
+            "council_code": council,
+            "shielded": p in shielded,
+            "year_of_birth": 2015,
+            "sex": "F",
+            "postcode_district": "LS6",
+            "school_urn": "107000",
+            "gp_practice_code": "B86001",
+            "services": "EH",
+            "other_service_involved": False,
+            "care_leaver": False,
+        }
         row.update(overrides)
         if p in shielded:
             for f in policy.fields:
@@ -32,10 +42,19 @@ def child_rows(policy, pseudonyms, council, shielded=(), **overrides):
     return pd.DataFrame(rows, columns=[*KEY_COLUMNS, *policy.field_names])
 
 
-def staged(rows, council, sha, kind="children", extract_kind="snapshot", created="2026-11-25",
-           seq=1):
-    return StagedFile(council, f"{kind}_{sha}.csv", sha.ljust(64, "0"), kind, extract_kind, seq,
-                      created + "T06:00:00Z", rows)
+def staged(
+    rows, council, sha, kind="children", extract_kind="snapshot", created="2026-11-25", seq=1
+):
+    return StagedFile(
+        council,
+        f"{kind}_{sha}.csv",
+        sha.ljust(64, "0"),
+        kind,
+        extract_kind,
+        seq,
+        created + "T06:00:00Z",
+        rows,
+    )
 
 
 def optouts(pseudonyms, scope, sha):
@@ -45,8 +64,14 @@ def optouts(pseudonyms, scope, sha):
 def test_index_schema_is_exactly_what_the_policy_allows(index_url, policy):
     store = IndexStore.from_url(index_url, policy)
     columns = [c["name"] for c in sa.inspect(store.engine).get_columns("child_index")]
-    assert columns == ["child_pseudonym", "pseudonym_kind", "key_version", "responsible_council",
-                       "shielded", *policy.field_names]
+    assert columns == [
+        "child_pseudonym",
+        "pseudonym_kind",
+        "key_version",
+        "responsible_council",
+        "shielded",
+        *policy.field_names,
+    ]
 
 
 def test_when_snapshot_omits_a_child_then_the_child_leaves_the_index(index_url, policy):
@@ -59,8 +84,11 @@ def test_when_snapshot_omits_a_child_then_the_child_leaves_the_index(index_url, 
 
 def test_one_row_per_child_held_by_two_councils_and_kept_until_both_let_go(index_url, policy):
     store = IndexStore.from_url(index_url, policy)
-    store.load(staged(child_rows(policy, ["p1"], A, postcode_district="LS6"), A, "a1",
-                      created="2026-11-24"))
+    store.load(
+        staged(
+            child_rows(policy, ["p1"], A, postcode_district="LS6"), A, "a1", created="2026-11-24"
+        )
+    )
     store.load(staged(child_rows(policy, ["p1"], B, postcode_district="M1"), B, "b1"))
     index = store.index_frame()
     assert len(index) == 1
@@ -84,8 +112,7 @@ def test_when_opted_out_then_removed_everywhere_and_never_reloaded(index_url, po
     snap = store.snapshot()
     assert [r[0] for r in snap["council_record"]] == ["p2"]
     assert snap["optout"] == [("p1", "national")]
-    assert "optout" not in [c["name"] for c in
-                            sa.inspect(store.engine).get_columns("child_index")]
+    assert "optout" not in [c["name"] for c in sa.inspect(store.engine).get_columns("child_index")]
 
 
 def test_when_shielded_by_one_council_then_no_other_extract_unshields(index_url, policy):
@@ -100,8 +127,9 @@ def test_when_shielded_by_one_council_then_no_other_extract_unshields(index_url,
             assert pd.isna(row[f.name]), f.name
     with store.engine.connect() as conn:
         rec = store.t["council_record"]
-        leaked = conn.execute(sa.select(rec.c.postcode_district).where(
-            rec.c.postcode_district.is_not(None))).fetchall()
+        leaked = conn.execute(
+            sa.select(rec.c.postcode_district).where(rec.c.postcode_district.is_not(None))
+        ).fetchall()
     assert leaked == []  # other councils' contributions are stripped too
 
 
@@ -126,8 +154,9 @@ def test_any_arrival_order_gives_the_same_index(index_url, policy):
     files = [
         staged(child_rows(policy, ["p1", "p2", "p3"], A), A, "a1", created="2026-11-24"),
         staged(child_rows(policy, ["p2", "p4"], B, shielded={"p4"}), B, "b1"),
-        staged(child_rows(policy, ["p1", "p3", "p4"], A, sex="M"), A, "a2",
-               created="2026-11-25", seq=2),
+        staged(
+            child_rows(policy, ["p1", "p3", "p4"], A, sex="M"), A, "a2", created="2026-11-25", seq=2
+        ),
         optouts(["p3"], A, "o1"),
         staged(child_rows(policy, ["p5"], B), B, "b0", created="2026-11-20", seq=0),
     ]

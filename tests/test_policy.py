@@ -16,21 +16,36 @@ def test_every_error_is_reported_at_once():
     doc = {
         "version": 2,
         "fields": {
-            "full_name": {"source": "given_name", "coarsen": "none", "shielded": "drop",
-                          "reason": "nice to have it"},
+            "full_name": {
+                "source": "given_name",
+                "coarsen": "none",
+                "shielded": "drop",
+                "reason": "nice to have it",
+            },
             "area": {"source": "postcode", "coarsen": "postcode_unit", "shielded": "maybe"},
-            "notes": {"source": "nonexistent", "coarsen": "none", "shielded": "drop",
-                      "reason": "x"},
+            "notes": {
+                "source": "nonexistent",
+                "coarsen": "none",
+                "shielded": "drop",
+                "reason": "x",
+            },
         },
         "services": {"sh": {"name": "Sexual health", "sensitive": "yes"}},
     }
     with pytest.raises(PolicyError) as info:
         parse_policy(doc)
     text = str(info.value)
-    for expected in ("version: must be 1", "given_name is identifying", "postcode_unit",
-                     "fields.area: missing ['reason']", "fields.area.shielded",
-                     "'nonexistent' is not a column", "fields.notes.reason",
-                     "services.sh.sensitive", "services.sh: codes are upper-case"):
+    for expected in (
+        "version: must be 1",
+        "given_name is identifying",
+        "postcode_unit",
+        "fields.area: missing ['reason']",
+        "fields.area.shielded",
+        "'nonexistent' is not a column",
+        "fields.notes.reason",
+        "services.sh.sensitive",
+        "services.sh: codes are upper-case",
+    ):
         assert expected in text
     assert text.startswith("policy has 9 error(s)")
 

@@ -28,8 +28,9 @@ def test_when_nhs_number_invalid_or_blank_then_no_national_pseudonym(key):
 
 
 def test_when_no_nhs_number_then_council_scoped_pseudonym(key):
-    frame = pd.DataFrame({"nhs_number": ["", "9434765919"], "local_child_id": ["L0001", "L0002"]},
-                         dtype="string")
+    frame = pd.DataFrame(
+        {"nhs_number": ["", "9434765919"], "local_child_id": ["L0001", "L0002"]}, dtype="string"
+    )
     out = assign_pseudonyms(frame, "E08000035", key)
     assert out["child_pseudonym"].tolist() == [LOCAL_VECTOR, NHS_VECTOR]
     assert out["pseudonym_kind"].tolist() == ["local", "nhs"]
@@ -50,12 +51,15 @@ def test_short_key_is_refused():
         PseudonymKey(b"short")
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({}, "no pseudonymisation key"),
-    ({"REGISTRY_SYNC_KEY": "not hex at all"}, "not hex"),
-    ({"REGISTRY_SYNC_KEY": "ab" * 8}, "shorter than 32 bytes"),
-    ({"REGISTRY_SYNC_KEY_FILE": "/nonexistent/key"}, "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "no pseudonymisation key"),
+        ({"REGISTRY_SYNC_KEY": "not hex at all"}, "not hex"),
+        ({"REGISTRY_SYNC_KEY": "ab" * 8}, "shorter than 32 bytes"),
+        ({"REGISTRY_SYNC_KEY_FILE": "/nonexistent/key"}, "does not exist"),
+    ],
+)
 def test_key_errors_say_what_to_fix_without_echoing_the_value(env, message):
     with pytest.raises(KeyMissing, match=message) as info:
         key_from_environment(env)

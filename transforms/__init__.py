@@ -1,0 +1,1 @@
+"""The pipeline's phases, one module each, pure functions over frames and settings."""

@@ -39,10 +39,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else home / "landing"
     truth = Path(args.truth) if args.truth else home / "truth"
     if truth.resolve().is_relative_to(out.resolve()):
-        raise UsageError("--truth must be outside the drop zone (--out): the ground truth holds "
-                         "the raw identifiers")
-    config = PopulationConfig(children=args.children, councils=args.councils, seed=args.seed,
-                              reference_date=dt.date.fromisoformat(args.day))
+        raise UsageError(
+            "--truth must be outside the drop zone (--out): the ground truth holds "
+            "the raw identifiers"
+        )
+    config = PopulationConfig(
+        children=args.children,
+        councils=args.councils,
+        seed=args.seed,
+        reference_date=dt.date.fromisoformat(args.day),
+    )
     summary = write_population(config, out, truth)
     print(summary)
     print(f"extracts in {out}, ground truth in {truth}")
@@ -97,8 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--children", type=int, default=3000)
     synth.add_argument("--councils", type=int, default=3)
     synth.add_argument("--seed", type=int, default=1)
-    synth.add_argument("--day", default="2026-11-25",
-                       help="the population's reference date, YYYY-MM-DD (never today's clock)")
+    synth.add_argument(
+        "--day",
+        default="2026-11-25",
+        help="the population's reference date, YYYY-MM-DD (never today's clock)",
+    )
     synth.add_argument("--out", help="drop zone to write to (default <home>/landing)")
     synth.add_argument("--truth", help="ground-truth folder, outside the drop zone")
     synth.set_defaults(func=cmd_synth)

@@ -1,4 +1,4 @@
-"""Ingest: find complete extracts in the drop zone, verify each against its manifest, read it strictly.
+"""Ingest: find complete extracts in the drop zone, check each against its manifest, read strictly.
 
 Every refusal raises `ExtractRefused` with a reason a council can act on. Reasons name files,
 columns, counts and rules, never a value from the extract.
@@ -73,8 +73,9 @@ def parse_manifest(text: bytes, folder: str) -> Manifest:
     try:
         raw = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExtractRefused(f"manifest is not valid UTF-8 JSON ({type(exc).__name__}): "
-                             "write it with a JSON library") from None
+        raise ExtractRefused(
+            f"manifest is not valid UTF-8 JSON ({type(exc).__name__}): write it with a JSON library"
+        ) from None
     if not isinstance(raw, dict):
         raise ExtractRefused("manifest must be a JSON object")
     fields = set(Manifest.__dataclass_fields__)
@@ -82,8 +83,11 @@ def parse_manifest(text: bytes, folder: str) -> Manifest:
     if missing or extra:
         raise ExtractRefused(f"manifest fields wrong: missing {missing}, unexpected {extra}")
     if str(raw["schema_version"]) != SCHEMA_VERSION:
-        raise ExtractRefused(f"schema_version {str(raw['schema_version'])[:10]!r} is not supported; "
-                             f"this pipeline reads version {SCHEMA_VERSION}")
+        version = str(raw["schema_version"])[:10]
+        raise ExtractRefused(
+            f"schema_version {version!r} is not supported; "
+            f"this pipeline reads version {SCHEMA_VERSION}"
+        )
     problems = []
     if raw["file_kind"] not in FILE_KINDS:
         problems.append(f"file_kind must be one of {list(FILE_KINDS)}")
@@ -101,8 +105,10 @@ def parse_manifest(text: bytes, folder: str) -> Manifest:
         problems.append("created_at must be an ISO 8601 time such as 2026-11-25T06:00:00Z")
     if folder == NATIONAL_FOLDER:
         if raw["council_code"] != NATIONAL_FOLDER or raw["file_kind"] != "optout":
-            problems.append("the national folder holds only the national opt-out register "
-                            "(council_code \"national\", file_kind \"optout\")")
+            problems.append(
+                "the national folder holds only the national opt-out register "
+                '(council_code "national", file_kind "optout")'
+            )
     elif raw["council_code"] != folder:
         problems.append("council_code in the manifest differs from the folder it was dropped in")
     if problems:
@@ -124,8 +130,10 @@ def read_extract(landing: Path, ref: ExtractRef) -> tuple[Manifest, pd.DataFrame
         ExtractRefused: the folder, manifest, bytes, encoding, CSV shape or header is wrong.
     """
     if ref.folder != NATIONAL_FOLDER and not COUNCIL_CODE_RE.match(ref.folder):
-        raise ExtractRefused("the folder name is not the GSS code of a council with children's "
-                             "services (E06, E08, E09 or E10 followed by six digits)")
+        raise ExtractRefused(
+            "the folder name is not the GSS code of a council with children's "
+            "services (E06, E08, E09 or E10 followed by six digits)"
+        )
     if not is_safe_relative(ref.relative_path):
         raise ExtractRefused("the file name tries to leave the drop zone")
     folder = landing / ref.folder
@@ -140,13 +148,16 @@ def read_extract(landing: Path, ref: ExtractRef) -> tuple[Manifest, pd.DataFrame
         raise ExtractRefused("the manifest's file_name differs from the extract beside it")
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != manifest.sha256.lower():
-        raise ExtractRefused("sha256 of the file differs from the manifest: the file changed or "
-                             "was cut short after the manifest was written")
+        raise ExtractRefused(
+            "sha256 of the file differs from the manifest: the file changed or "
+            "was cut short after the manifest was written"
+        )
     columns = CHILDREN_COLUMNS if manifest.file_kind == "children" else OPTOUT_COLUMNS
     frame = parse_csv(data, columns)
     if len(frame) != manifest.row_count:
-        raise ExtractRefused(f"the file has {len(frame)} data rows but the manifest says "
-                             f"{manifest.row_count}")
+        raise ExtractRefused(
+            f"the file has {len(frame)} data rows but the manifest says {manifest.row_count}"
+        )
     return manifest, frame
 
 
@@ -161,21 +172,26 @@ def parse_csv(data: bytes, columns: tuple[str, ...]) -> pd.DataFrame:
     if data.startswith(b"\xef\xbb\xbf"):
         raise ExtractRefused("the file starts with a byte-order mark: save as UTF-8 without BOM")
     if data[:2] in (b"PK", b"\x1f\x8b") or b"\x00" in data:
-        raise ExtractRefused("the file contains binary data (NUL bytes, or it is compressed): "
-                             "send plain UTF-8 CSV text")
+        raise ExtractRefused(
+            "the file contains binary data (NUL bytes, or it is compressed): "
+            "send plain UTF-8 CSV text"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ExtractRefused(f"the file is not UTF-8 (first bad byte at offset {exc.start}): "
-                             "export as UTF-8") from None
+        raise ExtractRefused(
+            f"the file is not UTF-8 (first bad byte at offset {exc.start}): export as UTF-8"
+        ) from None
     if "\r\n" in text and "\n" in text.replace("\r\n", ""):
         raise ExtractRefused("the file mixes Windows and Unix line endings: export it in one go")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         rows = list(reader)
     except csv.Error as exc:
-        raise ExtractRefused(f"the CSV cannot be parsed near line {reader.line_num} "
-                             f"({str(exc).split(':')[0]}): check quoting") from None
+        raise ExtractRefused(
+            f"the CSV cannot be parsed near line {reader.line_num} "
+            f"({str(exc).split(':')[0]}): check quoting"
+        ) from None
     header, body = rows[0], rows[1:]
     if header != list(columns):
         missing = [c for c in columns if c not in header]
@@ -188,13 +204,15 @@ def parse_csv(data: bytes, columns: tuple[str, ...]) -> pd.DataFrame:
         raise ExtractRefused(f"the header does not match contract v{SCHEMA_VERSION}: {detail}")
     ragged = [i for i, r in enumerate(body, start=2) if len(r) != len(columns)]
     if ragged:
-        raise ExtractRefused(f"{len(ragged)} row(s) have the wrong number of fields, first at "
-                             f"line {ragged[0]}")
+        raise ExtractRefused(
+            f"{len(ragged)} row(s) have the wrong number of fields, first at line {ragged[0]}"
+        )
     if body and header in body[:1]:
         raise ExtractRefused("the header row appears again as the first data row")
     frame = pd.DataFrame(body, columns=list(columns), dtype="string")
     too_long = [c for c in columns if len(frame) and frame[c].str.len().max() > MAX_FIELD_CHARS]
     if too_long:
-        raise ExtractRefused(f"column(s) {too_long} hold a value longer than {MAX_FIELD_CHARS} "
-                             "characters")
+        raise ExtractRefused(
+            f"column(s) {too_long} hold a value longer than {MAX_FIELD_CHARS} characters"
+        )
     return frame

@@ -1,4 +1,4 @@
-"""Where the pseudonymisation key comes from: an Airflow connection, the environment or a secrets file.
+"""Where the pseudonymisation key comes from: an Airflow connection, the environment or a file.
 
 This is entry-point code (CLI, DAG tasks); transforms receive the key as an argument. The key is
 never read from the repository or a config default, and never logged.
@@ -26,8 +26,10 @@ def key_from_hex(text: str, source: str) -> PseudonymKey:
     try:
         secret = bytes.fromhex(text.strip())
     except ValueError:
-        raise KeyMissing(f"the key in {source} is not hex; make one with "
-                         "`python -c 'import secrets; print(secrets.token_hex(32))'`") from None
+        raise KeyMissing(
+            f"the key in {source} is not hex; make one with "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+        ) from None
     if len(secret) < 32:
         raise KeyMissing(f"the key in {source} is shorter than 32 bytes (64 hex characters)")
     return PseudonymKey(secret)
@@ -47,9 +49,11 @@ def key_from_environment(env: Mapping[str, str] | None = None) -> PseudonymKey:
         if not path.is_file():
             raise KeyMissing(f"{KEY_FILE_ENV} names a file that does not exist")
         return key_from_hex(path.read_text("utf-8"), KEY_FILE_ENV)
-    raise KeyMissing(f"no pseudonymisation key: set {KEY_ENV} or {KEY_FILE_ENV}, or the Airflow "
-                     f"connection {KEY_CONN_ID!r} (password = 64 hex characters); `make demo` "
-                     "makes a development key in .secrets/")
+    raise KeyMissing(
+        f"no pseudonymisation key: set {KEY_ENV} or {KEY_FILE_ENV}, or the Airflow "
+        f"connection {KEY_CONN_ID!r} (password = 64 hex characters); `make demo` "
+        "makes a development key in .secrets/"
+    )
 
 
 def key_for_airflow_task() -> PseudonymKey:

@@ -1,4 +1,4 @@
-"""Load: apply staged, minimised rows to the central index through SQLAlchemy, one transaction a file.
+"""Load: apply staged, minimised rows to the central index, one SQLAlchemy transaction a file.
 
 The index is derived, not accumulated: each council's contribution is kept as it last sent it
 (`council_record`), and the one row per child in `child_index` is recomputed from the
@@ -39,11 +39,14 @@ def index_metadata(policy: Policy) -> sa.MetaData:
     md = sa.MetaData()
 
     def attributes() -> list[sa.Column]:
-        return [sa.Column(f.name, _field_type(f.coarsen, f.source), nullable=True)
-                for f in policy.fields]
+        return [
+            sa.Column(f.name, _field_type(f.coarsen, f.source), nullable=True)
+            for f in policy.fields
+        ]
 
     sa.Table(
-        "child_index", md,
+        "child_index",
+        md,
         sa.Column("child_pseudonym", sa.String(64), primary_key=True),
         sa.Column("pseudonym_kind", sa.String(8), nullable=False),
         sa.Column("key_version", sa.String(16), nullable=False),
@@ -52,7 +55,8 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         *attributes(),
     )
     sa.Table(
-        "council_record", md,
+        "council_record",
+        md,
         sa.Column("child_pseudonym", sa.String(64), primary_key=True),
         sa.Column("council_code", sa.String(9), primary_key=True),
         sa.Column("pseudonym_kind", sa.String(8), nullable=False),
@@ -65,18 +69,21 @@ def index_metadata(policy: Policy) -> sa.MetaData:
     # Sticky shields: which councils have ever shielded a child. Only an explicit, audited
     # unshield removes a row; no extract does.
     sa.Table(
-        "shield", md,
+        "shield",
+        md,
         sa.Column("child_pseudonym", sa.String(64), primary_key=True),
         sa.Column("council_code", sa.String(9), primary_key=True),
     )
     # Opt-outs held only as pseudonyms, apart from the index; scope is a council or "national".
     sa.Table(
-        "optout", md,
+        "optout",
+        md,
         sa.Column("child_pseudonym", sa.String(64), primary_key=True),
         sa.Column("scope", sa.String(9), primary_key=True),
     )
     sa.Table(
-        "file_ledger", md,
+        "file_ledger",
+        md,
         sa.Column("sha256", sa.String(64), primary_key=True),
         sa.Column("council_code", sa.String(9), nullable=False),
         sa.Column("file_name", sa.String(200), nullable=False),
@@ -88,7 +95,8 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("counts", sa.Text, nullable=False),
     )
     sa.Table(
-        "audit_event", md,
+        "audit_event",
+        md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("at", sa.String(32), nullable=False),
         sa.Column("event", sa.String(32), nullable=False),
@@ -125,7 +133,7 @@ class LoadOutcome:
 
 
 class IndexStore:
-    """The central index behind one SQLAlchemy engine (SQLite file by default, PostgreSQL by URL)."""
+    """The central index behind one SQLAlchemy engine (SQLite by default, PostgreSQL by URL)."""
 
     def __init__(self, engine: Engine, policy: Policy):
         self.engine = engine
@@ -144,18 +152,21 @@ class IndexStore:
         """Create missing tables; existing ones are left as they are."""
         self.metadata.create_all(self.engine)
 
-    def _insert(self, conn: Connection, table: str, records: list[dict], ignore: bool = False
-                ) -> None:
+    def _insert(
+        self, conn: Connection, table: str, records: list[dict], ignore: bool = False
+    ) -> None:
         tbl = self.t[table]
         for start in range(0, len(records), _CHUNK):
-            chunk = records[start:start + _CHUNK]
+            chunk = records[start : start + _CHUNK]
             if ignore:
                 dialect = conn.dialect.name
                 if dialect == "postgresql":
                     from sqlalchemy.dialects.postgresql import insert as pg_insert
+
                     stmt = pg_insert(tbl).on_conflict_do_nothing()
                 else:
                     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
                     stmt = sqlite_insert(tbl).on_conflict_do_nothing()
                 conn.execute(stmt, chunk)
             else:
@@ -170,34 +181,50 @@ class IndexStore:
         """Return True when a file with this checksum has been loaded before."""
         with self.engine.connect() as conn:
             ledger = self.t["file_ledger"]
-            return conn.execute(sa.select(ledger.c.sha256).where(ledger.c.sha256 == sha256)
-                                ).first() is not None
+            return (
+                conn.execute(sa.select(ledger.c.sha256).where(ledger.c.sha256 == sha256)).first()
+                is not None
+            )
 
     def load(self, staged: StagedFile) -> LoadOutcome:
         """Apply one staged file in a single transaction; a repeat of a loaded file is a no-op."""
         with self.engine.begin() as conn:
             ledger = self.t["file_ledger"]
-            if conn.execute(sa.select(ledger.c.sha256).where(ledger.c.sha256 == staged.sha256)
-                            ).first():
+            if conn.execute(
+                sa.select(ledger.c.sha256).where(ledger.c.sha256 == staged.sha256)
+            ).first():
                 return LoadOutcome("already_loaded")
             stale = self._stale_reason(conn, staged)
             if stale:
-                self._audit(conn, "refuse_stale", staged.council_code, {"sequence":
-                            staged.sequence})
+                self._audit(
+                    conn, "refuse_stale", staged.council_code, {"sequence": staged.sequence}
+                )
                 return LoadOutcome("refused", reason=stale)
             if staged.file_kind == "optout":
                 outcome = self._load_optouts(conn, staged)
             else:
                 outcome = self._load_children(conn, staged)
-            counts = {"rows": len(staged.rows), "opted_out": outcome.opted_out,
-                      "shielded": outcome.shielded, "loaded": outcome.loaded,
-                      "removed": outcome.removed}
+            counts = {
+                "rows": len(staged.rows),
+                "opted_out": outcome.opted_out,
+                "shielded": outcome.shielded,
+                "loaded": outcome.loaded,
+                "removed": outcome.removed,
+            }
             now = datetime.now(UTC).isoformat(timespec="seconds")
-            conn.execute(ledger.insert().values(
-                sha256=staged.sha256, council_code=staged.council_code,
-                file_name=staged.file_name, file_kind=staged.file_kind,
-                extract_kind=staged.extract_kind, sequence=staged.sequence,
-                created_at=staged.created_at, loaded_at=now, counts=json.dumps(counts)))
+            conn.execute(
+                ledger.insert().values(
+                    sha256=staged.sha256,
+                    council_code=staged.council_code,
+                    file_name=staged.file_name,
+                    file_kind=staged.file_kind,
+                    extract_kind=staged.extract_kind,
+                    sequence=staged.sequence,
+                    created_at=staged.created_at,
+                    loaded_at=now,
+                    counts=json.dumps(counts),
+                )
+            )
             self._audit(conn, f"load_{staged.file_kind}", staged.council_code, counts, now)
             return outcome
 
@@ -210,34 +237,56 @@ class IndexStore:
         if staged.file_kind != "children":
             return None
         ledger = self.t["file_ledger"]
-        newest = conn.execute(sa.select(sa.func.max(ledger.c.sequence)).where(
-            ledger.c.council_code == staged.council_code, ledger.c.file_kind == "children")
+        newest = conn.execute(
+            sa.select(sa.func.max(ledger.c.sequence)).where(
+                ledger.c.council_code == staged.council_code, ledger.c.file_kind == "children"
+            )
         ).scalar()
         if newest is not None and staged.sequence <= newest:
-            return (f"stale {staged.extract_kind}: sequence {staged.sequence} is not newer than "
-                    f"sequence {newest} already loaded from this council; send a new extract "
-                    "with the next sequence number")
+            return (
+                f"stale {staged.extract_kind}: sequence {staged.sequence} is not newer than "
+                f"sequence {newest} already loaded from this council; send a new extract "
+                "with the next sequence number"
+            )
         return None
 
-    def _audit(self, conn: Connection, event: str, council: str | None, detail: dict,
-               at: str | None = None) -> None:
-        conn.execute(self.t["audit_event"].insert().values(
-            at=at or datetime.now(UTC).isoformat(timespec="seconds"), event=event,
-            council_code=council, detail=json.dumps(detail, sort_keys=True)))
+    def _audit(
+        self, conn: Connection, event: str, council: str | None, detail: dict, at: str | None = None
+    ) -> None:
+        conn.execute(
+            self.t["audit_event"]
+            .insert()
+            .values(
+                at=at or datetime.now(UTC).isoformat(timespec="seconds"),
+                event=event,
+                council_code=council,
+                detail=json.dumps(detail, sort_keys=True),
+            )
+        )
 
     def _load_optouts(self, conn: Connection, staged: StagedFile) -> LoadOutcome:
         pseudonyms = sorted(set(staged.rows["child_pseudonym"].dropna()))
-        self._insert(conn, "optout", [{"child_pseudonym": p, "scope": staged.council_code}
-                                      for p in pseudonyms], ignore=True)
+        self._insert(
+            conn,
+            "optout",
+            [{"child_pseudonym": p, "scope": staged.council_code} for p in pseudonyms],
+            ignore=True,
+        )
         removed = self._apply_optouts(conn)
         return LoadOutcome("loaded", opted_out=len(pseudonyms), removed=removed)
 
     def _apply_optouts(self, conn: Connection) -> int:
         optout = sa.select(self.t["optout"].c.child_pseudonym)
-        removed = conn.execute(self.t["child_index"].delete().where(
-            self.t["child_index"].c.child_pseudonym.in_(optout))).rowcount
-        conn.execute(self.t["council_record"].delete().where(
-            self.t["council_record"].c.child_pseudonym.in_(optout)))
+        removed = conn.execute(
+            self.t["child_index"]
+            .delete()
+            .where(self.t["child_index"].c.child_pseudonym.in_(optout))
+        ).rowcount
+        conn.execute(
+            self.t["council_record"]
+            .delete()
+            .where(self.t["council_record"].c.child_pseudonym.in_(optout))
+        )
         return int(removed or 0)
 
     def _load_children(self, conn: Connection, staged: StagedFile) -> LoadOutcome:
@@ -245,8 +294,12 @@ class IndexStore:
         council = staged.council_code
         rows, opted_out = remove_opted_out(staged.rows, self._pseudonyms(conn, "optout"))
         new_shields = rows.loc[rows["shielded"].astype(bool), "child_pseudonym"].tolist()
-        self._insert(conn, "shield", [{"child_pseudonym": p, "council_code": council}
-                                      for p in new_shields], ignore=True)
+        self._insert(
+            conn,
+            "shield",
+            [{"child_pseudonym": p, "council_code": council} for p in new_shields],
+            ignore=True,
+        )
         shielded_set = self._pseudonyms(conn, "shield")
         rows, shielded = strip_shielded(rows, self.policy, shielded_set)
 
@@ -258,22 +311,34 @@ class IndexStore:
         else:
             affected = set(incoming)
             for start in range(0, len(rows), _CHUNK):
-                chunk = rows["child_pseudonym"].iloc[start:start + _CHUNK].tolist()
-                conn.execute(rec.delete().where(rec.c.council_code == council,
-                                                rec.c.child_pseudonym.in_(chunk)))
+                chunk = rows["child_pseudonym"].iloc[start : start + _CHUNK].tolist()
+                conn.execute(
+                    rec.delete().where(
+                        rec.c.council_code == council, rec.c.child_pseudonym.in_(chunk)
+                    )
+                )
         records = rows.assign(extract_created_at=staged.created_at)
         self._insert(conn, "council_record", _records(records))
         # A new shield also strips what other councils contributed for that child.
         if new_shields:
             drop = {f.name: None for f in self.policy.fields if f.shielded == "drop"}
-            conn.execute(rec.update().where(rec.c.child_pseudonym.in_(
-                sa.select(self.t["shield"].c.child_pseudonym)), rec.c.shielded.is_(False)
-            ).values(shielded=True, **drop))
-            affected |= set(conn.execute(sa.select(rec.c.child_pseudonym).where(
-                rec.c.child_pseudonym.in_(new_shields))).scalars())
+            conn.execute(
+                rec.update()
+                .where(
+                    rec.c.child_pseudonym.in_(sa.select(self.t["shield"].c.child_pseudonym)),
+                    rec.c.shielded.is_(False),
+                )
+                .values(shielded=True, **drop)
+            )
+            affected |= set(
+                conn.execute(
+                    sa.select(rec.c.child_pseudonym).where(rec.c.child_pseudonym.in_(new_shields))
+                ).scalars()
+            )
         removed = self._recompute(conn, affected)
-        return LoadOutcome("loaded", opted_out=opted_out, shielded=shielded, loaded=len(rows),
-                           removed=removed)
+        return LoadOutcome(
+            "loaded", opted_out=opted_out, shielded=shielded, loaded=len(rows), removed=removed
+        )
 
     def _recompute(self, conn: Connection, affected: Iterable[str]) -> int:
         """Rebuild the index rows of `affected` children from their contributions.
@@ -286,25 +351,47 @@ class IndexStore:
         fields = list(self.policy.field_names)
         removed = 0
         for start in range(0, len(affected), _CHUNK):
-            chunk = affected[start:start + _CHUNK]
+            chunk = affected[start : start + _CHUNK]
             present = sa.select(idx.c.child_pseudonym).where(idx.c.child_pseudonym.in_(chunk))
             before = set(conn.execute(present).scalars())
             conn.execute(idx.delete().where(idx.c.child_pseudonym.in_(chunk)))
-            ranked = sa.select(
-                rec, sa.func.row_number().over(
-                    partition_by=rec.c.child_pseudonym,
-                    order_by=(rec.c.extract_created_at.desc(), rec.c.council_code)).label("rn"),
-            ).where(rec.c.child_pseudonym.in_(chunk)).subquery()
+            ranked = (
+                sa.select(
+                    rec,
+                    sa.func.row_number()
+                    .over(
+                        partition_by=rec.c.child_pseudonym,
+                        order_by=(rec.c.extract_created_at.desc(), rec.c.council_code),
+                    )
+                    .label("rn"),
+                )
+                .where(rec.c.child_pseudonym.in_(chunk))
+                .subquery()
+            )
             shielded_any = sa.exists().where(
-                self.t["shield"].c.child_pseudonym == ranked.c.child_pseudonym)
+                self.t["shield"].c.child_pseudonym == ranked.c.child_pseudonym
+            )
             select = sa.select(
-                ranked.c.child_pseudonym, ranked.c.pseudonym_kind, ranked.c.key_version,
-                ranked.c.council_code, sa.or_(ranked.c.shielded, shielded_any),
+                ranked.c.child_pseudonym,
+                ranked.c.pseudonym_kind,
+                ranked.c.key_version,
+                ranked.c.council_code,
+                sa.or_(ranked.c.shielded, shielded_any),
                 *[ranked.c[f] for f in fields],
             ).where(ranked.c.rn == 1)
-            conn.execute(idx.insert().from_select(
-                ["child_pseudonym", "pseudonym_kind", "key_version", "responsible_council",
-                 "shielded", *fields], select))
+            conn.execute(
+                idx.insert().from_select(
+                    [
+                        "child_pseudonym",
+                        "pseudonym_kind",
+                        "key_version",
+                        "responsible_council",
+                        "shielded",
+                        *fields,
+                    ],
+                    select,
+                )
+            )
             removed += len(before - set(conn.execute(present).scalars()))
         return removed
 
@@ -321,8 +408,12 @@ class IndexStore:
         with self.engine.connect() as conn:
             for name in INDEX_TABLES:
                 tbl = self.t[name]
-                out[name] = [tuple(r) for r in conn.execute(
-                    sa.select(tbl).order_by(*tbl.primary_key.columns)).fetchall()]
+                out[name] = [
+                    tuple(r)
+                    for r in conn.execute(
+                        sa.select(tbl).order_by(*tbl.primary_key.columns)
+                    ).fetchall()
+                ]
         return out
 
 
@@ -331,5 +422,11 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return clean.to_dict("records")
 
 
-__all__ = ["INDEX_TABLES", "KEY_COLUMNS", "IndexStore", "LoadOutcome", "StagedFile",
-           "index_metadata"]
+__all__ = [
+    "INDEX_TABLES",
+    "KEY_COLUMNS",
+    "IndexStore",
+    "LoadOutcome",
+    "StagedFile",
+    "index_metadata",
+]

@@ -42,8 +42,7 @@ def coarsen(values: pd.Series, how: str, policy: Policy, source: str = "") -> pd
     known = set(policy.services)
     codes = _split_services(text)
     if how == "non_sensitive_services":
-        kept = codes.map(lambda cs: ";".join(sorted({c for c in cs if c in known}
-                                                     - sensitive)))
+        kept = codes.map(lambda cs: ";".join(sorted({c for c in cs if c in known} - sensitive)))
         return kept.astype("string").replace("", pd.NA)
     if how == "any_sensitive_service":
         return codes.map(lambda cs: any(c in sensitive for c in cs)).astype("boolean")

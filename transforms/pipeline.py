@@ -101,24 +101,49 @@ def _spreadsheet_safe(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _write_feedback(paths: SyncPaths, report: FileReport, rows: pd.DataFrame | None,
-                    validation: ValidationResult | None) -> None:
+def _write_feedback(
+    paths: SyncPaths,
+    report: FileReport,
+    rows: pd.DataFrame | None,
+    validation: ValidationResult | None,
+) -> None:
     """Write the council's feedback CSV: file verdict, counts per rule, refused rows by number."""
     folder = paths.outbox / report.folder
     folder.mkdir(parents=True, exist_ok=True)
     records: list[list[object]] = [
-        ["section", "rule", "column", "severity", "rows", "row_number", "local_child_id",
-         "how_to_fix"],
-        ["file", report.status, "", "", report.counts.get("received", 0), "", "",
-         report.reason or "accepted"],
+        [
+            "section",
+            "rule",
+            "column",
+            "severity",
+            "rows",
+            "row_number",
+            "local_child_id",
+            "how_to_fix",
+        ],
+        [
+            "file",
+            "refused" if report.status == "refused" else "accepted",
+            "",
+            "",
+            report.counts.get("received", 0),
+            "",
+            "",
+            report.reason or "accepted",
+        ],
     ]
     if validation is not None:
-        records += [["rule", o.rule, o.column or "", o.severity, o.failed_rows, "", "", o.fix]
-                    for o in validation.outcomes if o.failed_rows]
+        records += [
+            ["rule", o.rule, o.column or "", o.severity, o.failed_rows, "", "", o.fix]
+            for o in validation.outcomes
+            if o.failed_rows
+        ]
         if rows is not None and "local_child_id" in rows:
             refused = validation.row_rules[~validation.row_ok]
-            records += [["row", rules, "", "critical", 1, int(pos) + 2,
-                         rows.at[pos, "local_child_id"], ""] for pos, rules in refused.items()]
+            records += [
+                ["row", rules, "", "critical", 1, int(pos) + 2, rows.at[pos, "local_child_id"], ""]
+                for pos, rules in refused.items()
+            ]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows([_spreadsheet_safe(c) for c in record] for record in records)
@@ -136,20 +161,27 @@ def _move_pair(landing: Path, ref: ExtractRef, dest: Path) -> None:
             shutil.move(str(src), str(dest / name))
 
 
-def _refuse(paths: SyncPaths, ref: ExtractRef, report: FileReport, reason: str,
-            rows: pd.DataFrame | None = None, validation: ValidationResult | None = None
-            ) -> FileReport:
+def _refuse(
+    paths: SyncPaths,
+    ref: ExtractRef,
+    report: FileReport,
+    reason: str,
+    rows: pd.DataFrame | None = None,
+    validation: ValidationResult | None = None,
+) -> FileReport:
     report.status, report.reason = "refused", reason
     dest = paths.quarantine / ref.folder / ref.file_name.replace("/", "_")
     _move_pair(paths.landing, ref, dest)
-    (dest / "reason.json").write_text(json.dumps({"file": ref.file_name, "reason": reason},
-                                                 indent=2) + "\n", "utf-8")
+    (dest / "reason.json").write_text(
+        json.dumps({"file": ref.file_name, "reason": reason}, indent=2) + "\n", "utf-8"
+    )
     _write_feedback(paths, report, rows, validation)
     return report
 
 
-def process_extract(paths: SyncPaths, ref: ExtractRef, key: PseudonymKey, policy: Policy,
-                    run_id: str) -> FileReport:
+def process_extract(
+    paths: SyncPaths, ref: ExtractRef, key: PseudonymKey, policy: Policy, run_id: str
+) -> FileReport:
     """Take one extract from the drop zone to a staged file, or refuse it into quarantine.
 
     Args:
@@ -180,8 +212,9 @@ def process_extract(paths: SyncPaths, ref: ExtractRef, key: PseudonymKey, policy
         validation = validate_children(frame, council_code=council, extract_date=extract_date)
     report.rules = {o.rule: o.failed_rows for o in validation.outcomes if o.failed_rows}
     if not validation.accepted:
-        return _refuse(paths, ref, report, validation.reason or "refused by validation",
-                       frame, validation)
+        return _refuse(
+            paths, ref, report, validation.reason or "refused by validation", frame, validation
+        )
     report.counts["rejected"] = int((~validation.row_ok).sum())
     good = frame.loc[validation.row_ok]
 
@@ -204,10 +237,16 @@ def process_extract(paths: SyncPaths, ref: ExtractRef, key: PseudonymKey, policy
         guarded = [c for c in staged.columns if c not in ("child_pseudonym", "key_version")]
         findings = guard_index_values(staged, guarded)
         if findings:
-            detail = "; ".join(f"{f.entity_type} in column {f.column} ({f.rows} rows)"
-                               for f in findings)
-            return _refuse(paths, ref, report, "personal data found in values bound for the "
-                           f"index: {detail}; check the columns hold what the contract says")
+            detail = "; ".join(
+                f"{f.entity_type} in column {f.column} ({f.rows} rows)" for f in findings
+            )
+            return _refuse(
+                paths,
+                ref,
+                report,
+                "personal data found in values bound for the "
+                f"index: {detail}; check the columns hold what the contract says",
+            )
     _write_feedback(paths, report, frame, validation)
     out = paths.staging / run_id
     out.mkdir(parents=True, exist_ok=True)
@@ -223,8 +262,7 @@ def _load_order(report: FileReport) -> tuple:
     return (report.file_kind != "optout", report.folder, report.sequence, report.file_name)
 
 
-def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore
-                ) -> list[FileReport]:
+def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) -> list[FileReport]:
     """Load every staged file into the index, each in its own transaction, then archive it.
 
     Args:
@@ -240,9 +278,18 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore
             continue
         rows = pd.read_parquet(report.staged_path)
         council = NATIONAL_FOLDER if report.folder == NATIONAL_FOLDER else report.folder
-        outcome = store.load(StagedFile(council, report.file_name, report.sha256,
-                                        report.file_kind, report.extract_kind, report.sequence,
-                                        report.created_at, rows))
+        outcome = store.load(
+            StagedFile(
+                council,
+                report.file_name,
+                report.sha256,
+                report.file_kind,
+                report.extract_kind,
+                report.sequence,
+                report.created_at,
+                rows,
+            )
+        )
         ref = ExtractRef(report.folder, report.file_name, report.file_name + ".manifest.json")
         Path(report.staged_path).unlink(missing_ok=True)
         report.staged_path = None
@@ -260,12 +307,18 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore
     return reports
 
 
-def sync_drop_zone(paths: SyncPaths, key: PseudonymKey, policy: Policy, store: IndexStore,
-                   run_id: str | None = None) -> list[FileReport]:
+def sync_drop_zone(
+    paths: SyncPaths,
+    key: PseudonymKey,
+    policy: Policy,
+    store: IndexStore,
+    run_id: str | None = None,
+) -> list[FileReport]:
     """Run the whole pipeline over the drop zone without Airflow (CLI, benchmarks, tests)."""
     run_id = run_id or "cli_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    reports = [process_extract(paths, ref, key, policy, run_id)
-               for ref in discover_extracts(paths.landing)]
+    reports = [
+        process_extract(paths, ref, key, policy, run_id) for ref in discover_extracts(paths.landing)
+    ]
     reports = load_staged(paths, reports, store)
     write_run_summary(paths, run_id, reports)
     return reports
@@ -288,25 +341,38 @@ def read_latest_run(paths: SyncPaths) -> tuple[str, list[FileReport]]:
     """
     runs = sorted(paths.runs.glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise FileNotFoundError(f"no run recorded in {paths.runs}: run the DAG or "
-                                "`registry-sync run` first")
+        raise FileNotFoundError(
+            f"no run recorded in {paths.runs}: run the DAG or `registry-sync run` first"
+        )
     payload = json.loads(runs[-1].read_text("utf-8"))
     return payload["run_id"], [FileReport.from_dict(r) for r in payload["files"]]
 
 
 def summarise(reports: list[FileReport]) -> pd.DataFrame:
-    """Per-council table of a run: files, refused files and row counts."""
+    """Per-council table of a run: files, refused files, children rows, opt-outs registered.
+
+    Row counts are of children extracts; `optouts_registered` counts opt-out register rows.
+    """
+    columns = ["council", "files", "refused_files", *COUNT_KEYS, "optouts_registered"]
     rows = []
     for r in reports:
-        rows.append({"council": r.folder, "files": 1, "refused_files": int(r.status == "refused"),
-                     **{k: r.counts.get(k, 0) for k in COUNT_KEYS}})
+        children = r.file_kind != "optout"
+        rows.append(
+            {
+                "council": r.folder,
+                "files": 1,
+                "refused_files": int(r.status == "refused"),
+                **{k: r.counts.get(k, 0) if children else 0 for k in COUNT_KEYS},
+                "optouts_registered": 0 if children else r.counts.get("opted_out", 0),
+            }
+        )
     if not rows:
-        return pd.DataFrame(columns=["council", "files", "refused_files", *COUNT_KEYS])
-    return pd.DataFrame(rows).groupby("council", as_index=False).sum()
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame(rows, columns=columns).groupby("council", as_index=False).sum()
 
 
 def format_summary(reports: list[FileReport]) -> str:
-    """The run's per-council table as text, with refusal reasons listed under it."""
+    """Format the run's per-council table as text, with refusal reasons listed under it."""
     table = summarise(reports)
     lines = [table.to_string(index=False)] if len(table) else ["no extracts found"]
     for r in reports:
@@ -315,6 +381,15 @@ def format_summary(reports: list[FileReport]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["KEY_COLUMNS", "FileReport", "SyncPaths", "format_summary", "load_staged",
-           "process_extract", "read_latest_run", "summarise", "sync_drop_zone",
-           "write_run_summary"]
+__all__ = [
+    "KEY_COLUMNS",
+    "FileReport",
+    "SyncPaths",
+    "format_summary",
+    "load_staged",
+    "process_extract",
+    "read_latest_run",
+    "summarise",
+    "sync_drop_zone",
+    "write_run_summary",
+]

@@ -1,4 +1,4 @@
-"""The minimisation policy: load `config/policy.yaml` into a typed object, reporting every error at once."""
+"""The minimisation policy: `config/policy.yaml` as a typed object, every error reported at once."""
 
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ def parse_policy(document: object) -> Policy:
             errors.append(f"{where}.sensitive: must be true or false")
         if not str(code).isalnum() or str(code) != str(code).upper():
             errors.append(f"{where}: codes are upper-case letters and digits")
-        services[str(code)] = Service(str(code), str(spec.get("name")), spec.get("sensitive") is True)
+        sensitive = spec.get("sensitive") is True
+        services[str(code)] = Service(str(code), str(spec.get("name")), sensitive)
 
     fields: list[FieldRule] = []
     for name, spec in raw_fields.items():
@@ -117,22 +118,41 @@ def parse_policy(document: object) -> Policy:
             errors.append(f"{where}: missing {sorted(missing)}")
         if spec.get("source") not in CHILDREN_COLUMNS:
             errors.append(f"{where}.source: {spec.get('source')!r} is not a column of the extract")
-        if spec.get("source") in {"notes", "nhs_number", "upn", "given_name", "family_name",
-                                  "former_family_name", "address", "carer_name", "carer_phone",
-                                  "local_child_id"}:
-            errors.append(f"{where}.source: {spec.get('source')} is identifying and never reaches "
-                          "the index")
+        if spec.get("source") in {
+            "notes",
+            "nhs_number",
+            "upn",
+            "given_name",
+            "family_name",
+            "former_family_name",
+            "address",
+            "carer_name",
+            "carer_phone",
+            "local_child_id",
+        }:
+            errors.append(
+                f"{where}.source: {spec.get('source')} is identifying and never reaches the index"
+            )
         if spec.get("coarsen") not in COARSENINGS:
-            errors.append(f"{where}.coarsen: {spec.get('coarsen')!r}; choose one of "
-                          f"{sorted(COARSENINGS)}")
+            errors.append(
+                f"{where}.coarsen: {spec.get('coarsen')!r}; choose one of {sorted(COARSENINGS)}"
+            )
         if spec.get("shielded") not in SHIELDED_TREATMENTS:
             errors.append(f"{where}.shielded: must be one of {sorted(SHIELDED_TREATMENTS)}")
         if "reason" in spec and len(str(spec.get("reason") or "").strip()) < 10:
             errors.append(f"{where}.reason: say why the index needs this field")
-        fields.append(FieldRule(str(name), str(spec.get("source")), str(spec.get("coarsen")),
-                                str(spec.get("shielded")), str(spec.get("reason"))))
+        fields.append(
+            FieldRule(
+                str(name),
+                str(spec.get("source")),
+                str(spec.get("coarsen")),
+                str(spec.get("shielded")),
+                str(spec.get("reason")),
+            )
+        )
     if errors:
-        raise PolicyError("policy has %d error(s):\n  %s" % (len(errors), "\n  ".join(errors)))
+        listed = "\n  ".join(errors)
+        raise PolicyError(f"policy has {len(errors)} error(s):\n  {listed}")
     return Policy(tuple(fields), services)
 
 

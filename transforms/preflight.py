@@ -12,8 +12,9 @@ from transforms.ingest import ExtractRef, ExtractRefused, parse_csv, read_extrac
 from transforms.validate import validate_children, validate_optouts
 
 
-def check_extract(path: Path, council_code: str | None = None,
-                  today: dt.date | None = None) -> tuple[bool, str]:
+def check_extract(
+    path: Path, council_code: str | None = None, today: dt.date | None = None
+) -> tuple[bool, str]:
     """Check one extract file and say what the pipeline would do with it.
 
     Args:
@@ -36,8 +37,10 @@ def check_extract(path: Path, council_code: str | None = None,
             extract_date = pd.Timestamp(manifest.created_at).date()
             lines.append("manifest: present and matches the file")
         else:
-            lines.append("manifest: not found beside the file; the pipeline waits for it, so "
-                         "write it last (see docs/extract-contract.md)")
+            lines.append(
+                "manifest: not found beside the file; the pipeline waits for it, so "
+                "write it last (see docs/extract-contract.md)"
+            )
             columns = OPTOUT_COLUMNS if kind == "optout" else CHILDREN_COLUMNS
             frame = parse_csv(path.read_bytes(), columns)
             extract_date = today or dt.date.today()
@@ -49,12 +52,15 @@ def check_extract(path: Path, council_code: str | None = None,
         result = validate_optouts(frame)
     else:
         result = validate_children(frame, council_code=council_code, extract_date=extract_date)
-    lines.append(f"rows: {len(frame)}; would load: {int(result.row_ok.sum())}; "
-                 f"would be refused: {int((~result.row_ok).sum())}")
+    lines.append(
+        f"rows: {len(frame)}; would load: {int(result.row_ok.sum())}; "
+        f"would be refused: {int((~result.row_ok).sum())}"
+    )
     for o in result.outcomes:
         if o.failed_rows:
-            lines.append(f"  {o.severity:8} {o.rule} ({o.column or 'file'}): {o.failed_rows} "
-                         f"row(s). {o.fix}")
+            lines.append(
+                f"  {o.severity:8} {o.rule} ({o.column or 'file'}): {o.failed_rows} row(s). {o.fix}"
+            )
     refused_rows = result.row_rules[~result.row_ok]
     for position, rules in list(refused_rows.items())[:50]:
         lines.append(f"  line {int(position) + 2}: {rules}")

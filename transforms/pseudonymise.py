@@ -67,9 +67,7 @@ def pseudonymise_local_ids(council_code: str, local_ids: pd.Series, key: Pseudon
     return pd.Series(_hmac_many(key, LOCAL_DOMAIN, messages), index=local_ids.index, dtype="string")
 
 
-def assign_pseudonyms(
-    frame: pd.DataFrame, council_code: str, key: PseudonymKey
-) -> pd.DataFrame:
+def assign_pseudonyms(frame: pd.DataFrame, council_code: str, key: PseudonymKey) -> pd.DataFrame:
     """Add `child_pseudonym`, `pseudonym_kind` and `key_version` to rows with identifiers.
 
     Args:
@@ -87,10 +85,12 @@ def assign_pseudonyms(
     local = pd.Series(pd.NA, index=frame.index, dtype="string")
     need_local = ~has_nhs & frame["local_child_id"].astype("string").fillna("").str.strip().ne("")
     if need_local.any():
-        local[need_local] = pseudonymise_local_ids(council_code, frame.loc[need_local,
-                                                   "local_child_id"], key)
+        local[need_local] = pseudonymise_local_ids(
+            council_code, frame.loc[need_local, "local_child_id"], key
+        )
     out["child_pseudonym"] = national.fillna(local)
     out["pseudonym_kind"] = pd.Series(KIND_NHS, index=frame.index, dtype="string").where(
-        has_nhs, pd.Series(KIND_LOCAL, index=frame.index, dtype="string").where(need_local))
+        has_nhs, pd.Series(KIND_LOCAL, index=frame.index, dtype="string").where(need_local)
+    )
     out["key_version"] = key.version
     return out

@@ -23,8 +23,9 @@ def remove_opted_out(frame: pd.DataFrame, opted_out: Iterable[str]) -> tuple[pd.
     return frame.loc[~mask].reset_index(drop=True), int(mask.sum())
 
 
-def strip_shielded(frame: pd.DataFrame, policy: Policy,
-                   also_shielded: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
+def strip_shielded(
+    frame: pd.DataFrame, policy: Policy, also_shielded: Iterable[str] = ()
+) -> tuple[pd.DataFrame, int]:
     """Blank every field the policy marks `shielded: drop` for shielded children.
 
     Args:
