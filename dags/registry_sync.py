@@ -44,13 +44,13 @@ def _paths():
 
 def _index_url(home) -> str:
     from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowRuntimeError
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from transforms.cli import index_url_for
 
     try:
         return Connection.get(INDEX_CONN_ID).get_uri()
-    except AirflowRuntimeError:
+    except AirflowNotFoundException:
         return index_url_for(home)
 
 

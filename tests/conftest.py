@@ -29,6 +29,11 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="session")
+def key_hex() -> str:
+    return TEST_KEY_HEX
+
+
+@pytest.fixture(scope="session")
 def key() -> PseudonymKey:
     return PseudonymKey(bytes.fromhex(TEST_KEY_HEX))
 

@@ -62,11 +62,11 @@ def key_for_airflow_task() -> PseudonymKey:
     Airflow masks a connection's password in task logs; we never log it in any case.
     """
     from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowRuntimeError
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         conn = Connection.get(KEY_CONN_ID)
-    except AirflowRuntimeError:
+    except AirflowNotFoundException:
         return key_from_environment()
     if not conn.password:
         raise KeyMissing(f"the Airflow connection {KEY_CONN_ID!r} has no password")

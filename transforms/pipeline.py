@@ -161,6 +161,15 @@ def _move_pair(landing: Path, ref: ExtractRef, dest: Path) -> None:
             shutil.move(str(src), str(dest / name))
 
 
+def _free_folder(parent: Path, stem: str) -> Path:
+    """Return parent/stem, or parent/stem.2, .3, ...: a refusal never overwrites an earlier one."""
+    candidate, n = parent / stem, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{stem}.{n}"
+    return candidate
+
+
 def _refuse(
     paths: SyncPaths,
     ref: ExtractRef,
@@ -170,7 +179,7 @@ def _refuse(
     validation: ValidationResult | None = None,
 ) -> FileReport:
     report.status, report.reason = "refused", reason
-    dest = paths.quarantine / ref.folder / ref.file_name.replace("/", "_")
+    dest = _free_folder(paths.quarantine / ref.folder, Path(ref.file_name).stem)
     _move_pair(paths.landing, ref, dest)
     (dest / "reason.json").write_text(
         json.dumps({"file": ref.file_name, "reason": reason}, indent=2) + "\n", "utf-8"
