@@ -24,8 +24,10 @@ export AIRFLOW__API__PORT := 8080
 export GX_ANALYTICS_ENABLED := False
 export NO_COLOR := 1
 export REGISTRY_SYNC_KEY_FILE := $(KEY_FILE)
+# airflow standalone starts its components as `airflow ...` subprocesses found on PATH
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv demo test test-all airflow bench lint key clean
+.PHONY: help venv demo demo-data test test-all airflow bench lint key clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,15 +47,17 @@ $(KEY_FILE):
 	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
 	@echo "made a development key in $@ (never commit it; production keys live in Airflow)"
 
-demo: $(STAMP) $(KEY_FILE) ## Make a synthetic population and run the real DAG into the SQLite index
-	@rm -rf $(DEMO_HOME) && mkdir -p $(DEMO_HOME)
-	$(BIN)/registry-sync --home $(DEMO_HOME) synth --children $(DEMO_CHILDREN) --councils $(DEMO_COUNCILS) --seed 1
+demo: demo-data ## Make a synthetic population and run the real DAG into the SQLite index
 	@$(BIN)/airflow db migrate > $(DEMO_HOME)/airflow-db.log 2>&1 || { tail -20 $(DEMO_HOME)/airflow-db.log; exit 1; }
 	@echo "running: airflow dags test registry_sync (log in $(DEMO_HOME)/airflow-dags-test.log)"
 	@REGISTRY_SYNC_HOME=$(DEMO_HOME) AIRFLOW_CONN_REGISTRY_SYNC_PSEUDONYM_KEY="$$(printf '{"conn_type": "generic", "password": "%s"}' $$(cat $(KEY_FILE)))" \
 		$(BIN)/airflow dags test registry_sync > $(DEMO_HOME)/airflow-dags-test.log 2>&1 \
 		|| { grep -E "ERROR|Error|error" $(DEMO_HOME)/airflow-dags-test.log | tail -20; exit 1; }
 	@$(BIN)/registry-sync --home $(DEMO_HOME) report
+
+demo-data: $(STAMP) $(KEY_FILE) ## Reset data/demo (index included) and drop a fresh synthetic population
+	@rm -rf $(DEMO_HOME) && mkdir -p $(DEMO_HOME)
+	$(BIN)/registry-sync --home $(DEMO_HOME) synth --children $(DEMO_CHILDREN) --councils $(DEMO_COUNCILS) --seed 1
 
 test: $(STAMP) ## Run the whole test suite (PostgreSQL tests skip with a reason if it is absent)
 	$(BIN)/python -m pytest -q
@@ -65,7 +69,7 @@ airflow: $(STAMP) $(KEY_FILE) ## Run Airflow (scheduler, LocalExecutor, UI) on h
 	@mkdir -p $(DEMO_HOME)
 	@$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1
 	@echo "Airflow UI: http://127.0.0.1:8080  user admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
-	REGISTRY_SYNC_HOME=$(DEMO_HOME) AIRFLOW_CONN_REGISTRY_SYNC_PSEUDONYM_KEY="$$(printf '{"conn_type": "generic", "password": "%s"}' $$(cat $(KEY_FILE)))" \
+	@REGISTRY_SYNC_HOME=$(DEMO_HOME) AIRFLOW_CONN_REGISTRY_SYNC_PSEUDONYM_KEY="$$(printf '{"conn_type": "generic", "password": "%s"}' $$(cat $(KEY_FILE)))" \
 		$(BIN)/airflow standalone
 
 bench: $(STAMP) ## Benchmarks: pipeline throughput against the DuckDB I/O floor
