@@ -73,13 +73,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the latest run's per-council table and where its artefacts are."""
+    import sqlalchemy as sa
+
     from transforms.pipeline import SyncPaths, format_summary, read_latest_run
 
     paths = SyncPaths(_home(args))
     run_id, reports = read_latest_run(paths)
     print(f"run {run_id}")
     print(format_summary(reports))
-    print(f"index: {index_url_for(paths.home, None)}")
+    url = sa.make_url(index_url_for(paths.home, None)).render_as_string(hide_password=True)
+    print(f"index: {url}")
     print(f"feedback for councils: {paths.outbox}   refused files: {paths.quarantine}")
     return 0
 
