@@ -22,7 +22,7 @@ from transforms.policy import Policy
 from transforms.suppress import remove_opted_out, strip_shielded
 
 INDEX_TABLES = ("child_index", "council_record", "shield", "optout")
-AUDIT_TABLES = ("file_ledger", "audit_event")
+AUDIT_TABLES = ("file_ledger", "audit_event", "access_log")
 _CHUNK = 5000
 
 
@@ -93,6 +93,16 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.Column("loaded_at", sa.String(32), nullable=False),
         sa.Column("counts", sa.Text, nullable=False),
+    )
+    # Every look-up, found or not: the pseudonym asked about and why; never an NHS number.
+    sa.Table(
+        "access_log",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("child_pseudonym", sa.String(64), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False),
     )
     sa.Table(
         "audit_event",
