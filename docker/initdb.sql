@@ -1,0 +1,2 @@
+-- The index lives in its own database, apart from Airflow's metadata.
+CREATE DATABASE registry_index;
