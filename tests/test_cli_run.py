@@ -62,3 +62,28 @@ def test_lookup_and_audit_commands(home, capsys):
     assert "give the reason" in capsys.readouterr().err
     assert main(["--home", str(home), "audit"]) == 0
     assert "load_children" in capsys.readouterr().out
+
+
+def test_withdraw_optout_and_unshield_commands(home, capsys):
+    import pandas as pd
+
+    main(["--home", str(home), "synth", "--children", "400", "--councils", "1"])
+    main(["--home", str(home), "run"])
+    truth = pd.read_parquet(home / "truth" / "children.parquet")
+    opted = truth[truth["opted_out_national"] & (truth["nhs_number"] != "")]
+    shielded = truth[truth["shielded"] & (truth["nhs_number"] != "") & (truth["defects"] == "")]
+    capsys.readouterr()
+    number = opted["nhs_number"].iloc[0]
+    args = ["--home", str(home), "withdraw-optout", "--nhs-number", number, "--scope"]
+    assert main([*args, "national"]) == 0
+    assert main([*args, "national"]) == 2  # nothing left to withdraw: says so
+    assert "no opt-out of scope national" in capsys.readouterr().err
+    number = shielded["nhs_number"].iloc[0]
+    council = shielded["council_code"].iloc[0]
+    args = ["--home", str(home), "unshield", "--nhs-number", number, "--council"]
+    assert main([*args, "E09000007"]) == 2
+    assert "only the council that shielded" in capsys.readouterr().err
+    assert main([*args, council]) == 0
+    main(["--home", str(home), "audit"])
+    out = capsys.readouterr().out
+    assert "optout_withdrawn" in out and "unshield" in out and number not in out

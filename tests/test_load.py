@@ -7,6 +7,7 @@ import itertools
 import random
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from transforms.load import IndexStore, StagedFile
@@ -175,3 +176,38 @@ def test_any_arrival_order_gives_the_same_index(index_url, policy):
         snapshots.append(store.snapshot())
         store.engine.dispose()
     assert all(s == snapshots[0] for s in snapshots)
+
+
+def test_only_the_shielding_council_can_unshield_and_it_is_audited(index_url, policy):
+    store = IndexStore.from_url(index_url, policy)
+    store.load(staged(child_rows(policy, ["p1"], A, shielded={"p1"}), A, "a1"))
+    store.load(staged(child_rows(policy, ["p1"], B), B, "b1"))
+    with pytest.raises(ValueError, match="only the council that shielded"):
+        store.unshield("p1", B)
+    assert store.unshield("p1", A) == 1
+    assert not store.index_frame().iloc[0]["shielded"]
+    # The next unflagged extract brings the fields back; no extract re-hides them by accident.
+    store.load(staged(child_rows(policy, ["p1"], B), B, "b2", seq=2, created="2026-11-26"))
+    assert store.index_frame().iloc[0]["postcode_district"] == "LS6"
+    events = [e for e in store.snapshot_audit() if e[0] == "unshield"]
+    assert events == [("unshield", A)]
+
+
+def test_opt_out_withdrawal_is_explicit_and_the_next_extract_restores(index_url, policy):
+    store = IndexStore.from_url(index_url, policy)
+    store.load(optouts(["p1"], "national", "n1"))
+    store.load(optouts(["p1"], A, "o1"))
+    store.load(staged(child_rows(policy, ["p1"], A), A, "a1"))
+    assert store.index_frame().empty
+    with pytest.raises(ValueError, match="no opt-out of scope"):
+        store.withdraw_optout("p1", B)
+    store.withdraw_optout("p1", "national")
+    store.load(staged(child_rows(policy, ["p1"], A), A, "a2", seq=2))
+    assert store.index_frame().empty  # the council's own opt-out still stands
+    store.withdraw_optout("p1", A)
+    store.load(staged(child_rows(policy, ["p1"], A), A, "a3", seq=3))
+    assert store.index_frame()["child_pseudonym"].tolist() == ["p1"]
+    assert [e for e in store.snapshot_audit() if e[0] == "optout_withdrawn"] == [
+        ("optout_withdrawn", "national"),
+        ("optout_withdrawn", A),
+    ]

@@ -87,6 +87,91 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_store(args: argparse.Namespace):
+    from transforms.load import IndexStore
+    from transforms.policy import load_policy
+
+    return IndexStore.from_url(
+        index_url_for(_home(args), getattr(args, "index_url", None)), load_policy()
+    )
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    """Show what a practitioner would see for one NHS number; the look-up is logged."""
+    import json
+
+    from transforms.keys import key_from_environment
+    from transforms.lookup import LookupRefused, lookup_child
+
+    try:
+        answer = lookup_child(
+            _open_store(args), key_from_environment(), args.nhs_number, args.reason
+        )
+    except LookupRefused as refused:
+        raise UsageError(str(refused)) from None
+    if answer["result"] == "found":
+        print(json.dumps(answer["child"], indent=2, sort_keys=True, default=str))
+    elif answer["result"] == "shielded":
+        print(answer["message"])
+    else:
+        print("not found")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Print the audit ledger: every load, refusal and suppression with counts, no identities."""
+    from transforms.lookup import audit_entries
+
+    for entry in audit_entries(_open_store(args)):
+        counts = " ".join(
+            f"{k}={v}" for k, v in entry.items() if k not in ("at", "event", "council")
+        )
+        print(f"{entry['at']}  {entry['event']:<16} {entry['council'] or '':<9}  {counts}")
+    return 0
+
+
+def _child_pseudonym(args: argparse.Namespace, key) -> str:
+    import pandas as pd
+
+    from transforms.pseudonymise import pseudonymise_local_ids, pseudonymise_nhs_numbers
+
+    if args.nhs_number:
+        value = pseudonymise_nhs_numbers(pd.Series([args.nhs_number], dtype="string"), key)[0]
+        if pd.isna(value):
+            raise UsageError("that is not a valid NHS number (10 digits, Modulus 11)")
+        return str(value)
+    if args.local_id and args.local_council:
+        ids = pd.Series([args.local_id], dtype="string")
+        return str(pseudonymise_local_ids(args.local_council, ids, key)[0])
+    raise UsageError("name the child with --nhs-number, or --local-id with --local-council")
+
+
+def cmd_unshield(args: argparse.Namespace) -> int:
+    """Lift one council's shield from a child (audited); other councils' shields stay."""
+    from transforms.keys import key_from_environment
+
+    store = _open_store(args)
+    try:
+        store.unshield(_child_pseudonym(args, key_from_environment()), args.council)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"shield of council {args.council} lifted; recorded in the audit ledger")
+    return 0
+
+
+def cmd_withdraw_optout(args: argparse.Namespace) -> int:
+    """Withdraw one opt-out (audited); the child returns with the council's next extract."""
+    from transforms.keys import key_from_environment
+
+    store = _open_store(args)
+    try:
+        store.withdraw_optout(_child_pseudonym(args, key_from_environment()), args.scope)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"opt-out ({args.scope}) withdrawn; recorded in the audit ledger")
+    return 0
+
+
 def cmd_check_extract(args: argparse.Namespace) -> int:
     """Pre-flight check of one extract, as the pipeline would check it; no index, no Airflow."""
     from transforms.preflight import check_extract
@@ -121,6 +206,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="print the latest run's per-council table")
     report.set_defaults(func=cmd_report)
+
+    lookup = sub.add_parser("lookup", help="what a practitioner sees for one NHS number")
+    lookup.add_argument("--nhs-number", required=True)
+    lookup.add_argument("--reason", required=True, help="why you ask (kept in the access log)")
+    lookup.add_argument("--index-url", help="SQLAlchemy URL of the index")
+    lookup.set_defaults(func=cmd_lookup)
+
+    audit = sub.add_parser("audit", help="print the audit ledger (counts, never identities)")
+    audit.add_argument("--index-url", help="SQLAlchemy URL of the index")
+    audit.set_defaults(func=cmd_audit)
+
+    for name, func, helptext in (
+        ("unshield", cmd_unshield, "lift one council's shield from a child (audited)"),
+        ("withdraw-optout", cmd_withdraw_optout, "withdraw one opt-out (audited)"),
+    ):
+        explicit = sub.add_parser(name, help=helptext)
+        explicit.add_argument("--nhs-number")
+        explicit.add_argument("--local-id", help="for a child without an NHS number")
+        explicit.add_argument("--local-council", help="the council whose local id it is")
+        explicit.add_argument("--index-url", help="SQLAlchemy URL of the index")
+        if name == "unshield":
+            explicit.add_argument("--council", required=True, help="the council that shielded")
+        else:
+            explicit.add_argument(
+                "--scope", required=True, help='the register: a council GSS code or "national"'
+            )
+        explicit.set_defaults(func=func)
 
     check = sub.add_parser("check-extract", help="a council's pre-flight check of one extract")
     check.add_argument("file", help="the extract CSV; its manifest is read if it is beside it")

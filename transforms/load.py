@@ -405,6 +405,73 @@ class IndexStore:
             removed += len(before - set(conn.execute(present).scalars()))
         return removed
 
+    def withdraw_optout(self, pseudonym: str, scope: str) -> int:
+        """Withdraw one opt-out explicitly, with an audit event; returns how many were removed.
+
+        The child is not put back here: the council's next extract brings them back, as for any
+        child it holds. Another scope's opt-out for the same child stays in force.
+
+        Raises:
+            ValueError: no opt-out of that scope is recorded for the child.
+        """
+        opt = self.t["optout"]
+        with self.engine.begin() as conn:
+            removed = conn.execute(
+                opt.delete().where(opt.c.child_pseudonym == pseudonym, opt.c.scope == scope)
+            ).rowcount
+            if not removed:
+                raise ValueError(f"no opt-out of scope {scope} is recorded for that child")
+            self._audit(conn, "optout_withdrawn", scope, {"withdrawn": int(removed)})
+        return int(removed)
+
+    def unshield(self, pseudonym: str, council: str) -> int:
+        """Remove a council's shield from a child, with an audit event.
+
+        Only the council that shielded can unshield; a shield from any other source stays, so
+        the child stays shielded until every shielding council has unshielded them. Fields come
+        back with each council's next extract.
+
+        Raises:
+            ValueError: this council has not shielded the child.
+        """
+        shield, rec = self.t["shield"], self.t["council_record"]
+        with self.engine.begin() as conn:
+            removed = conn.execute(
+                shield.delete().where(
+                    shield.c.child_pseudonym == pseudonym, shield.c.council_code == council
+                )
+            ).rowcount
+            if not removed:
+                raise ValueError(
+                    f"council {council} has not shielded that child; only the "
+                    "council that shielded a child can unshield them"
+                )
+            still = conn.execute(
+                sa.select(shield.c.council_code).where(shield.c.child_pseudonym == pseudonym)
+            ).first()
+            if still is None:
+                # Contributions stay stripped until re-sent; only the mark is lifted.
+                conn.execute(
+                    rec.update().where(rec.c.child_pseudonym == pseudonym).values(shielded=False)
+                )
+                self._recompute(conn, [pseudonym])
+            self._audit(
+                conn,
+                "unshield",
+                council,
+                {"unshielded": 1, "still_shielded": int(still is not None)},
+            )
+        return int(removed)
+
+    def snapshot_audit(self) -> list[tuple[str, str | None]]:
+        """Return the audit ledger's (event, council) pairs in order (for tests and reports)."""
+        ev = self.t["audit_event"]
+        with self.engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(sa.select(ev.c.event, ev.c.council_code).order_by(ev.c.id))
+            ]
+
     def index_frame(self) -> pd.DataFrame:
         """Return the whole child index, sorted by pseudonym (for reports and tests)."""
         with self.engine.connect() as conn:
