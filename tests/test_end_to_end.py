@@ -198,3 +198,21 @@ def test_dag_run_keeps_privacy_promises_and_is_idempotent(synced, policy):
     assert statuses == {"already_loaded"}
     for values in raw_values(truth).values():
         assert not any(v in log for v in values)
+
+    # The leak audit: no ground-truth identifier in any artefact the runs left behind (index,
+    # Airflow's database and task logs, run summaries, feedback, staging, the DAG output).
+    from transforms.leaks import Artefact, audit_leaks, collect_artefacts
+
+    artefacts = collect_artefacts(
+        home, Path(synced["env"]["AIRFLOW_HOME"]), synced["url"], exclude=[synced["truth_dir"]]
+    )
+    artefacts += [
+        Artefact.from_bytes("dag output, run 1", synced["log"], text=True),
+        Artefact.from_bytes("dag output, run 2", log, text=True),
+    ]
+    names = [a.name for a in artefacts]
+    assert any(":: table xcom" in n for n in names) and any("home/runs/" in n for n in names)
+    assert any(n.startswith("index ") and ":: table " in n for n in names)
+    report = audit_leaks(artefacts, truth)
+    print(report.format())
+    assert report.clean, report.format()
