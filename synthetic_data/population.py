@@ -367,6 +367,30 @@ def _generate_council(
     home = _home_children(config, plan, c, rng, ref, pools)
     leaving = _choose_movers(config, plan, c, rng, home)
     people = _join_blocks([home, _arrivals(rng, arriving, pools, ref)])
+    extract, truth, optouts = _render_council(config, rng, council, people, pools, ref)
+    batch = CouncilBatch(
+        council=council,
+        extract=extract.to_pandas(),
+        optouts=optouts.to_pandas(),
+        truth=truth.to_pandas(),
+        tables=(extract, optouts, truth),
+    )
+    return batch, leaving
+
+
+def _render_council(
+    config: PopulationConfig,
+    rng: np.random.Generator,
+    council: Council,
+    people: Block,
+    pools: dict,
+    ref: np.datetime64,
+    first_local: int = 0,
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Return (extract, truth, opt-out register) of clean `people`: rows, notes and defects.
+
+    Local ids count from `first_local` + 1, so children added on a later day get new ids.
+    """
     n = len(people["dob"])
     service_bits = _service_bits(rng, (ref - people["dob"]).astype(np.int64))
     harmless_rows, pii_rows = choose_notes(rng, n, config.notes_rate, config.notes_pii_rate)
@@ -382,7 +406,7 @@ def _generate_council(
     order = np.argsort(keys, kind="stable")
     source = np.concatenate([np.arange(n), duplicates])[order]
     rows = _select(people, source)
-    rows["local_child_id"] = _local_ids(council, source)
+    rows["local_child_id"] = _local_ids(council, first_local + source)
     school = rows["school"]
     rows["school_urn"] = A.where(school >= 0, A.take(pools["urn"], np.maximum(school, 0)), "")
     rows["services"] = _labels(service_bits[source], tuple(code for code, _ in service_codes()))
@@ -393,15 +417,8 @@ def _generate_council(
 
     extract = pa.table({name: columns[name] for name in contract.CHILDREN_COLUMNS})
     truth = _truth_table(council, rows, notes, defects)
-    optouts = _council_optouts(council, people)
-    batch = CouncilBatch(
-        council=council,
-        extract=extract.to_pandas(),
-        optouts=optouts.to_pandas(),
-        truth=truth.to_pandas(),
-        tables=(extract, optouts, truth),
-    )
-    return batch, leaving
+    optouts = _council_optouts(council, people, first_local)
+    return extract, truth, optouts
 
 
 def _local_ids(council: Council, child: np.ndarray) -> pa.Array:
@@ -492,14 +509,22 @@ def _home_children(
     rng: np.random.Generator,
     ref: np.datetime64,
     pools: dict,
+    newborn_days: int | None = None,
 ) -> Block:
-    """Clean records of the children whose home is council `c`, built household by household."""
+    """Clean records of the children whose home is council `c`, built household by household.
+
+    With `newborn_days`, every child is a newborn in a household of its own, born 0 to
+    `newborn_days` days before `ref` (births registered on a later day).
+    """
     n = int(plan.sizes[c])
-    n_leavers = round(n * CARE_LEAVER_SHARE)
+    n_leavers = 0 if newborn_days is not None else round(n * CARE_LEAVER_SHARE)
     # Households of siblings, then care leavers, each living on their own.
-    sizes = np.concatenate(
-        [_household_sizes(rng, n - n_leavers), np.ones(n_leavers, dtype=np.int64)]
-    )
+    if newborn_days is not None:
+        sizes = np.ones(n, dtype=np.int64)
+    else:
+        sizes = np.concatenate(
+            [_household_sizes(rng, n - n_leavers), np.ones(n_leavers, dtype=np.int64)]
+        )
     h = len(sizes)
     leaver_household = np.arange(h) >= h - n_leavers
     household = np.repeat(np.arange(h), sizes)
@@ -519,6 +544,8 @@ def _home_children(
     spread = np.floor(spread * squeeze).astype(np.int64)
     oldest = (rng.random(h) * (_MAX_CHILD_DAYS - spread + 1)).astype(np.int64) + spread
     oldest = np.where(leaver_household, rng.integers(*_LEAVER_DAYS, h), oldest)
+    if newborn_days is not None:
+        oldest = rng.integers(0, newborn_days + 1, h)
     age = oldest[household] - within
     is_leaver = leaver_household[household]
     dob = ref - age.astype("timedelta64[D]")
@@ -925,13 +952,13 @@ def _truth_table(council: Council, rows: Block, notes: Notes, defects: np.ndarra
     return pa.Table.from_arrays([columns[name] for name in TRUTH_COLUMNS], schema=TRUTH_SCHEMA)
 
 
-def _council_optouts(council: Council, people: Block) -> pa.Table:
+def _council_optouts(council: Council, people: Block, first_local: int = 0) -> pa.Table:
     """Return the council's register: NHS number, or local id for a child without one."""
     listed = np.flatnonzero(people["council_optout"])
     has_nhs = people["has_nhs"][listed]
     columns = {
         "nhs_number": A.where(has_nhs, A.digits(people["nhs"][listed]), ""),
-        "local_child_id": A.where(has_nhs, "", _local_ids(council, listed)),
+        "local_child_id": A.where(has_nhs, "", _local_ids(council, first_local + listed)),
     }
     return pa.table(
         [columns[name] for name in contract.OPTOUT_COLUMNS], names=list(contract.OPTOUT_COLUMNS)

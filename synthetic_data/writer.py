@@ -7,17 +7,22 @@ Layout (extract contract v1), with the reference date 2026-11-25:
     landing/national/optout_20261125_0001.csv     (+ .manifest.json)
     truth_dir/children.parquet                    ground truth, never inside landing
 
+Later days (`write_days`) add the next snapshot of every file, sequence + 1, named from that day
+(children_20261126_0002.csv ...), and their truth beside day 0's: children_20261126.parquet and
+events_20261126.parquet (who was born, died, moved, was corrected, opted out or was shielded).
+
 CSV is UTF-8, comma-separated, with a header, minimal quoting (as Python's csv.QUOTE_MINIMAL) and
 "\\n" line endings. Each manifest is written after its extract is complete.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +31,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from synthetic_data import _arrow as A
+from synthetic_data.councils import Council
+from synthetic_data.daily import DailyChanges, PopulationDay, first_day, next_day
 from synthetic_data.population import (
     TRUTH_SCHEMA,
     CouncilBatch,
@@ -57,10 +64,16 @@ class CouncilCounts:
     @classmethod
     def from_batch(cls, batch: CouncilBatch) -> CouncilCounts:
         """Count a generated council's rows, opt-outs, shielded children, movers and defects."""
-        extract, optouts, truth = batch.tables
+        return cls.from_tables(batch.council, *batch.tables)
+
+    @classmethod
+    def from_tables(
+        cls, council: Council, extract: pa.Table, optouts: pa.Table, truth: pa.Table
+    ) -> CouncilCounts:
+        """Count one council's extract, opt-out register and truth (see `from_batch`)."""
         return cls(
-            council_code=batch.council.gss_code,
-            council_name=batch.council.name,
+            council_code=council.gss_code,
+            council_name=council.name,
             rows=extract.num_rows,
             children=pc.count_distinct(truth["true_child_id"]).as_py(),
             optouts=optouts.num_rows,
@@ -82,6 +95,9 @@ class SynthSummary:
     national_optouts: int
     landing: Path
     truth_path: Path
+    reference_date: datetime.date | None = None  # the day the files are named from
+    sequence: int = 1
+    events: Mapping[str, int] = field(default_factory=dict)  # kind: children, for later days
 
     @property
     def rows(self) -> int:
@@ -100,12 +116,22 @@ class SynthSummary:
         lines.append(("national", "opt-out register", "", "", self.national_optouts, "", "", ""))
         cells = [tuple(str(v) for v in line) for line in [header, *lines]]
         widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-        return "\n".join(
-            "  ".join(
-                v.ljust(w) if i < 2 else v.rjust(w)
-                for i, (v, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-            for row in cells
+        return (
+            "\n".join(
+                "  ".join(
+                    v.ljust(w) if i < 2 else v.rjust(w)
+                    for i, (v, w) in enumerate(zip(row, widths, strict=True))
+                ).rstrip()
+                for row in cells
+            )
+            + self._events_line()
+        )
+
+    def _events_line(self) -> str:
+        if not self.events:
+            return ""
+        return "\nchanges since the day before: " + ", ".join(
+            f"{kind} {count}" for kind, count in self.events.items()
         )
 
     def __str__(self) -> str:
@@ -225,23 +251,44 @@ def _check_truth_outside_landing(landing: Path, truth_dir: Path) -> None:
         )
 
 
-def _write_batch(
-    batch: CouncilBatch, landing: Path, created_at: str, truth_writer: pq.ParquetWriter
+def _write_council(
+    council: Council,
+    tables: tuple[pa.Table, pa.Table, pa.Table],
+    landing: Path,
+    created_at: str,
+    sequence: int,
+    truth_writer: pq.ParquetWriter,
 ) -> None:
-    extract, optouts, truth = batch.tables
-    folder = landing / batch.council.gss_code
+    extract, optouts, truth = tables
+    folder = landing / council.gss_code
     for file_kind, table in (("children", extract), ("optout", optouts)):
         write_extract(
             table,
             folder,
-            council_code=batch.council.gss_code,
+            council_code=council.gss_code,
             file_kind=file_kind,
             created_at=created_at,
+            sequence=sequence,
         )
     truth_writer.write_table(truth)
 
 
-def write_population(config: PopulationConfig, landing: Path, truth_dir: Path) -> SynthSummary:
+def truth_file_name(day: datetime.date, day_number: int) -> str:
+    """Return a day's truth file name: children.parquet, later children_YYYYMMDD.parquet."""
+    return TRUTH_FILE_NAME if day_number == 0 else f"children_{day:%Y%m%d}.parquet"
+
+
+def events_file_name(day: datetime.date) -> str:
+    """Return the events file of a later day, e.g. events_20261126.parquet."""
+    return f"events_{day:%Y%m%d}.parquet"
+
+
+def write_population(
+    config: PopulationConfig,
+    landing: Path,
+    truth_dir: Path,
+    progress: Callable[[CouncilCounts], None] | None = None,
+) -> SynthSummary:
     """Generate a population and write every council's files, the national register and the truth.
 
     Councils are generated, written and released one at a time; the ground truth is appended to
@@ -251,6 +298,7 @@ def write_population(config: PopulationConfig, landing: Path, truth_dir: Path) -
         config: the population to write; the same config writes byte-identical files.
         landing: the landing zone root; council folders are created inside it.
         truth_dir: where `children.parquet` goes; must not be inside `landing`.
+        progress: called with each council's counts once the council is generated.
 
     Returns:
         The counts of what was written.
@@ -274,8 +322,12 @@ def write_population(config: PopulationConfig, landing: Path, truth_dir: Path) -
         for batch in generate_population(config):
             if writing is not None:
                 writing.result()
-            writing = pool.submit(_write_batch, batch, landing, created_at, truth_writer)
+            writing = pool.submit(
+                _write_council, batch.council, batch.tables, landing, created_at, 1, truth_writer
+            )
             counts.append(CouncilCounts.from_batch(batch))
+            if progress is not None:
+                progress(counts[-1])
         if writing is not None:
             writing.result()
     national = national_optouts_table(config)
@@ -291,4 +343,103 @@ def write_population(config: PopulationConfig, landing: Path, truth_dir: Path) -
         national_optouts=national.num_rows,
         landing=landing,
         truth_path=truth_path,
+        reference_date=config.reference_date,
     )
+
+
+def write_day(
+    day: PopulationDay,
+    landing: Path,
+    truth_dir: Path,
+    progress: Callable[[CouncilCounts], None] | None = None,
+) -> SynthSummary:
+    """Write one day of a population: every council's next snapshot, the registers and the truth.
+
+    Files are named from the day's date at 06:00Z with sequence `day.sequence`; day 0 writes the
+    same bytes as `write_population`. A later day's truth is `children_YYYYMMDD.parquet`, and what
+    changed is `events_YYYYMMDD.parquet`, both in `truth_dir`.
+
+    Args:
+        day: the population on that day (`first_day`, `next_day`).
+        landing: the landing zone root.
+        truth_dir: where the truth goes; must not be inside `landing`.
+        progress: called with each council's counts once it is written.
+
+    Returns:
+        The counts of what was written.
+
+    Raises:
+        ValueError: when `truth_dir` is inside `landing`.
+    """
+    landing, truth_dir = Path(landing), Path(truth_dir)
+    _check_truth_outside_landing(landing, truth_dir)
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    truth_path = truth_dir / truth_file_name(day.date, day.day)
+    counts = []
+    with pq.ParquetWriter(truth_path, TRUTH_SCHEMA) as truth_writer:
+        for cd in day.councils:
+            tables = (cd.extract, cd.optouts, cd.truth)
+            _write_council(cd.council, tables, landing, day.created_at, day.sequence, truth_writer)
+            counts.append(CouncilCounts.from_tables(cd.council, *tables))
+            if progress is not None:
+                progress(counts[-1])
+    write_extract(
+        day.national,
+        landing / contract.NATIONAL_FOLDER,
+        council_code=contract.NATIONAL_FOLDER,
+        file_kind="optout",
+        created_at=day.created_at,
+        sequence=day.sequence,
+    )
+    if day.day:
+        pq.write_table(day.events, truth_dir / events_file_name(day.date))
+    return SynthSummary(
+        councils=tuple(counts),
+        national_optouts=day.national.num_rows,
+        landing=landing,
+        truth_path=truth_path,
+        reference_date=day.date,
+        sequence=day.sequence,
+        events=day.event_counts(),
+    )
+
+
+def write_days(
+    config: PopulationConfig,
+    days: int,
+    landing: Path,
+    truth_dir: Path,
+    changes: DailyChanges | None = None,
+    progress: Callable[[CouncilCounts], None] | None = None,
+) -> list[SynthSummary]:
+    """Write day 0 and `days` following days into the same landing zone, as rising sequences.
+
+    The pipeline loads them in sequence order, so all days may sit in the drop zone at once. With
+    `days` 0 this is `write_population` (one council in memory at a time); otherwise one whole day
+    is held in memory.
+
+    Args:
+        config: the population on day 0.
+        days: how many days after day 0 to write.
+        landing: the landing zone root.
+        truth_dir: where the truth files go; must not be inside `landing`.
+        changes: what happens each day (default `DailyChanges()`).
+        progress: called with each council's counts once it is written, day after day.
+
+    Returns:
+        One summary per day, day 0 first.
+
+    Raises:
+        ValueError: when `days` is negative or `truth_dir` is inside `landing`.
+    """
+    if days < 0:
+        raise ValueError(f"days must be 0 or more, not {days}")
+    if days == 0:
+        return [write_population(config, landing, truth_dir, progress)]
+    _check_truth_outside_landing(Path(landing), Path(truth_dir))
+    state = first_day(config, changes)
+    summaries = [write_day(state, landing, truth_dir, progress)]
+    for _ in range(days):
+        state = next_day(state)
+        summaries.append(write_day(state, landing, truth_dir, progress))
+    return summaries

@@ -1,0 +1,113 @@
+"""Drop a synthetic population into the drop zone, on demand (generate_synthetic_population).
+
+### generate_synthetic_population
+
+Triggered by hand (no schedule), with parameters: how many **children**, how many **councils**
+(taken in order from `synthetic_data.councils.COUNCILS`), the **seed**, the reference **day**
+(YYYY-MM-DD; the files are named from it, the clock is never read), the **defect_rate** per
+defect kind and row, the **missing_nhs_rate**, and **days**: how many following days to write as
+well (births, moves, deaths, corrections, opt-outs, shields), each as the next sequence.
+
+One task, **write_population_files**, writes every council's children extract and opt-out
+register with their manifests into `REGISTRY_SYNC_HOME/landing/`, the national register into
+`landing/national/`, and the ground truth into `REGISTRY_SYNC_HOME/truth/` (never inside the drop
+zone). The same parameters write byte-identical files, so a re-run changes nothing; the next
+`registry_sync` run picks the extracts up.
+
+Nobody in the population is real: NHS numbers come from the 999 test range, phone numbers from
+Ofcom's drama ranges. Even so XCom carries counts only: rows, children, opt-outs, shielded,
+movers and defects per council and day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+
+@dag(
+    dag_id="generate_synthetic_population",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["registry", "synthetic", "test-data"],
+    default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=1)},
+    doc_md=__doc__,
+    params={
+        "children": Param(3000, type="integer", minimum=0, description="children in all councils"),
+        "councils": Param(3, type="integer", minimum=1, maximum=152, description="councils"),
+        "seed": Param(1, type="integer", minimum=0, description="same seed, same files"),
+        "day": Param(
+            "2026-11-25",
+            type="string",
+            format="date",
+            description="reference date YYYY-MM-DD: names the files; the clock is never read",
+        ),
+        "days": Param(
+            0, type="integer", minimum=0, maximum=366, description="following days to write too"
+        ),
+        "defect_rate": Param(
+            0.003,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="per defect kind and row; 0.01 makes files the pipeline refuses",
+        ),
+        "missing_nhs_rate": Param(
+            0.03,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="children without an NHS number; 0.1 lets 1,000,000 children fit",
+        ),
+    },
+)
+def generate_synthetic_population():
+    """Drop a synthetic population into the drop zone, and its ground truth beside it."""
+
+    @task
+    def write_population_files(params: dict | None = None) -> dict:
+        """Write the population's files; return counts per council and day, never values."""
+        from pathlib import Path
+
+        from synthetic_data.population import PopulationConfig
+        from synthetic_data.writer import write_days
+
+        params = params or {}
+        home = Path(os.environ.get("REGISTRY_SYNC_HOME", "data")).resolve()
+        config = PopulationConfig(
+            children=int(params["children"]),
+            councils=int(params["councils"]),
+            seed=int(params["seed"]),
+            reference_date=dt.date.fromisoformat(params["day"]),
+            defect_rate=float(params["defect_rate"]),
+            missing_nhs_rate=float(params["missing_nhs_rate"]),
+        )
+        summaries = write_days(config, int(params["days"]), home / "landing", home / "truth")
+        for summary in summaries:
+            print(f"{summary.reference_date} (sequence {summary.sequence})\n{summary}")
+        return {
+            "days": [
+                {
+                    "date": s.reference_date.isoformat() if s.reference_date else "",
+                    "sequence": s.sequence,
+                    "rows": s.rows,
+                    "national_optouts": s.national_optouts,
+                    "councils": [
+                        {k: v for k, v in vars(c).items() if k != "council_name"}
+                        for c in s.councils
+                    ],
+                    "events": dict(s.events),
+                }
+                for s in summaries
+            ]
+        }
+
+    write_population_files()
+
+
+generate_synthetic_population()
