@@ -31,9 +31,10 @@ class UsageError(Exception):
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    """Write a synthetic population into the drop zone and its ground truth beside it."""
+    """Write a synthetic population (day 0, `--days` more) into the drop zone, truth beside it."""
     from synthetic_data.population import PopulationConfig
-    from synthetic_data.writer import write_population
+    from synthetic_data.progress import council_progress, wants_progress
+    from synthetic_data.writer import write_days
 
     home = _home(args)
     out = Path(args.out) if args.out else home / "landing"
@@ -43,14 +44,29 @@ def cmd_synth(args: argparse.Namespace) -> int:
             "--truth must be outside the drop zone (--out): the ground truth holds "
             "the raw identifiers"
         )
-    config = PopulationConfig(
-        children=args.children,
-        councils=args.councils,
-        seed=args.seed,
-        reference_date=dt.date.fromisoformat(args.day),
-    )
-    summary = write_population(config, out, truth)
-    print(summary)
+    if args.days < 0:
+        raise UsageError(f"--days must be 0 or more, not {args.days}")
+    try:
+        config = PopulationConfig(
+            children=args.children,
+            councils=args.councils,
+            seed=args.seed,
+            reference_date=dt.date.fromisoformat(args.day),
+            defect_rate=args.defect_rate,
+            missing_nhs_rate=args.missing_nhs_rate,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    steps = args.councils * (args.days + 1)
+    with council_progress(steps, wants_progress(args.progress)) as progress:
+        try:
+            summaries = write_days(config, args.days, out, truth, progress=progress)
+        except ValueError as exc:  # e.g. births run out of test NHS numbers: say what to change
+            raise UsageError(str(exc)) from exc
+    for summary in summaries:
+        if len(summaries) > 1:
+            print(f"\n{summary.reference_date} (sequence {summary.sequence})")
+        print(summary)
     print(f"extracts in {out}, ground truth in {truth}")
     return 0
 
@@ -181,6 +197,43 @@ def cmd_check_extract(args: argparse.Namespace) -> int:
     return 0 if verdict else 1
 
 
+def cmd_audit_leaks(args: argparse.Namespace) -> int:
+    """Search every artefact a run left behind for the ground truth's raw identifiers.
+
+    Prints counts per artefact and entity type, never a value; exit 1 on any leak or unreadable
+    artefact, 0 when clean.
+    """
+    import time
+
+    import sqlalchemy as sa
+
+    from transforms.leaks import audit_leaks, collect_artefacts, read_truth
+
+    started = time.perf_counter()
+    home = Path(args.audit_home) if args.audit_home else _home(args)
+    airflow_home = args.airflow_home or os.environ.get("AIRFLOW_HOME")
+    truth_dir = Path(args.truth)
+    truth = read_truth(truth_dir)
+    try:
+        artefacts = collect_artefacts(
+            home,
+            Path(airflow_home) if airflow_home else None,
+            index_url_for(home, args.index_url),
+            extra=[Path(p) for p in args.extra],
+            exclude=[truth_dir],
+        )
+    except sa.exc.SQLAlchemyError as exc:
+        raise UsageError(
+            f"cannot read the index ({type(exc).__name__}); check --index-url"
+        ) from None
+    report = audit_leaks(artefacts, truth, presidio=not args.no_presidio)
+    print(report.format())
+    if not airflow_home:
+        print("note: no --airflow-home and no AIRFLOW_HOME: Airflow's database and logs not read")
+    print(f"audit took {time.perf_counter() - started:.1f} s")
+    return 0 if report.clean else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="registry-sync", description=__doc__.splitlines()[0])
@@ -198,6 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--out", help="drop zone to write to (default <home>/landing)")
     synth.add_argument("--truth", help="ground-truth folder, outside the drop zone")
+    synth.add_argument(
+        "--days",
+        type=int,
+        default=0,
+        help="also write this many following days (births, moves, deaths, opt-outs, shields...) "
+        "as the next sequences (default 0)",
+    )
+    synth.add_argument("--defect-rate", type=float, default=0.003, help="per defect kind and row")
+    synth.add_argument("--missing-nhs-rate", type=float, default=0.03)
+    synth.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: only when stderr is a terminal)",
+    )
     synth.set_defaults(func=cmd_synth)
 
     run = sub.add_parser("run", help="sync the drop zone into the index without Airflow")
@@ -238,6 +306,26 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="the extract CSV; its manifest is read if it is beside it")
     check.add_argument("--council", help="GSS code (default: from the manifest or the folder)")
     check.set_defaults(func=cmd_check_extract)
+
+    leaks = sub.add_parser(
+        "audit-leaks", help="search every artefact of a run for the ground truth's identifiers"
+    )
+    leaks.add_argument("--truth", required=True, help="ground-truth folder (or Parquet file)")
+    leaks.add_argument("--home", dest="audit_home", help="same as the top-level --home")
+    leaks.add_argument("--airflow-home", help="AIRFLOW_HOME to read (default: the environment's)")
+    leaks.add_argument("--index-url", help="SQLAlchemy URL of the index")
+    leaks.add_argument(
+        "--extra",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="PATH",
+        help="more files or folders to scan, e.g. bench/results",
+    )
+    leaks.add_argument(
+        "--no-presidio", action="store_true", help="skip the Presidio scan of text artefacts"
+    )
+    leaks.set_defaults(func=cmd_audit_leaks)
     return parser
 
 
