@@ -38,8 +38,19 @@ def test_report_before_any_run_says_what_to_do(tmp_path, capsys):
 
 
 def test_truth_inside_drop_zone_is_refused(tmp_path, capsys):
-    code = main(["--home", str(tmp_path), "synth", "--children", "10", "--out",
-                 str(tmp_path / "landing"), "--truth", str(tmp_path / "landing" / "t")])
+    code = main(
+        [
+            "--home",
+            str(tmp_path),
+            "synth",
+            "--children",
+            "10",
+            "--out",
+            str(tmp_path / "landing"),
+            "--truth",
+            str(tmp_path / "landing" / "t"),
+        ]
+    )
     assert code == 2
     assert "outside the drop zone" in capsys.readouterr().err
 
@@ -50,12 +61,28 @@ def test_lookup_and_audit_commands(home, capsys):
     main(["--home", str(home), "synth", "--children", "200", "--councils", "1"])
     main(["--home", str(home), "run"])
     truth = pd.read_parquet(home / "truth" / "children.parquet")
-    clean = truth[(truth["defects"] == "") & ~truth["opted_out_any"] & ~truth["shielded"]
-                  & (truth["nhs_number"] != "")]
+    clean = truth[
+        (truth["defects"] == "")
+        & ~truth["opted_out_any"]
+        & ~truth["shielded"]
+        & (truth["nhs_number"] != "")
+    ]
     number = clean["nhs_number"].iloc[0]
     capsys.readouterr()
-    assert main(["--home", str(home), "lookup", "--nhs-number", number, "--reason",
-                 "Test look-up from the suite"]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(home),
+                "lookup",
+                "--nhs-number",
+                number,
+                "--reason",
+                "Test look-up from the suite",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert '"postcode_district"' in out and number not in out
     assert main(["--home", str(home), "lookup", "--nhs-number", number, "--reason", "x"]) == 2

@@ -105,6 +105,19 @@ def _cases():
         "unknown schema": (good, {"schema_version": "9"}, "not supported"),
         "council differs": (good, {"council_code": "E08000003"}, "differs from the folder"),
         "oversized field": (csv_bytes([[*GOOD_ROW[:-1], "x" * 5000]]), {}, "longer than"),
+        # every cell distinct, so nothing but the missing header is wrong; no cell may be quoted
+        "no header row": (
+            (
+                ",".join([*GOOD_ROW[:2], "B801200005001", *GOOD_ROW[3:5], "Old", *GOOD_ROW[6:12]])
+                + ",107000,B86001,EH,N,Y,note\n"
+            ).encode(),
+            {"row_count": 0},
+            "is the header row missing?",
+        ),
+        "file_name leaves the folder": (good, {"file_name": "../x.csv"}, "leave the drop zone"),
+        "created_at not text": (good, {"created_at": 20261125}, "created_at must be"),
+        "created_at NaT": (good, {"created_at": "NaT"}, "created_at must be"),
+        "row_count not a number": (good, {"row_count": True}, "row_count must be"),
     }
 
 

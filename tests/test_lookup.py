@@ -17,20 +17,59 @@ COUNCIL = "E08000035"
 def store(index_url, policy, key):
     store = IndexStore.from_url(index_url, policy)
     p = pseudonymise_nhs_numbers(pd.Series([KNOWN, SHIELDED, OPTED]), key).tolist()
-    rows = pd.DataFrame([
-        {"child_pseudonym": p[0], "pseudonym_kind": "nhs", "key_version": key.version,
-         "council_code": COUNCIL, "shielded": False, "year_of_birth": 2015, "sex": "F",
-         "postcode_district": "LS6", "school_urn": "107000", "gp_practice_code": "B86001",
-         "services": "EH", "other_service_involved": True, "care_leaver": False},
-        {"child_pseudonym": p[1], "pseudonym_kind": "nhs", "key_version": key.version,
-         "council_code": COUNCIL, "shielded": True, "care_leaver": False},
-        {"child_pseudonym": p[2], "pseudonym_kind": "nhs", "key_version": key.version,
-         "council_code": COUNCIL, "shielded": False, "year_of_birth": 2012},
-    ], columns=[*KEY_COLUMNS, *policy.field_names])
-    store.load(StagedFile(COUNCIL, "c.csv", "1" * 64, "children", "snapshot", 1,
-                          "2026-11-25T06:00:00Z", rows))
-    store.load(StagedFile("national", "o.csv", "2" * 64, "optout", "snapshot", 1,
-                          "2026-11-25T06:00:00Z", pd.DataFrame({"child_pseudonym": [p[2]]})))
+    rows = pd.DataFrame(
+        [
+            {
+                "child_pseudonym": p[0],
+                "pseudonym_kind": "nhs",
+                "key_version": key.version,
+                "council_code": COUNCIL,
+                "shielded": False,
+                "year_of_birth": 2015,
+                "sex": "F",
+                "postcode_district": "LS6",
+                "school_urn": "107000",
+                "gp_practice_code": "B86001",
+                "services": "EH",
+                "other_service_involved": True,
+                "care_leaver": False,
+            },
+            {
+                "child_pseudonym": p[1],
+                "pseudonym_kind": "nhs",
+                "key_version": key.version,
+                "council_code": COUNCIL,
+                "shielded": True,
+                "care_leaver": False,
+            },
+            {
+                "child_pseudonym": p[2],
+                "pseudonym_kind": "nhs",
+                "key_version": key.version,
+                "council_code": COUNCIL,
+                "shielded": False,
+                "year_of_birth": 2012,
+            },
+        ],
+        columns=[*KEY_COLUMNS, *policy.field_names],
+    )
+    store.load(
+        StagedFile(
+            COUNCIL, "c.csv", "1" * 64, "children", "snapshot", 1, "2026-11-25T06:00:00Z", rows
+        )
+    )
+    store.load(
+        StagedFile(
+            "national",
+            "o.csv",
+            "2" * 64,
+            "optout",
+            "snapshot",
+            1,
+            "2026-11-25T06:00:00Z",
+            pd.DataFrame({"child_pseudonym": [p[2]]}),
+        )
+    )
     yield store
     store.engine.dispose()
 
@@ -65,13 +104,15 @@ def test_every_look_up_is_logged_by_pseudonym_never_by_number(store, key):
     assert not any(n in text for n in (KNOWN, SHIELDED, UNKNOWN))
 
 
-@pytest.mark.parametrize(("number", "reason", "message"), [
-    (KNOWN, "", "give the reason"),
-    (KNOWN, "because", "give the reason"),
-    ("9434765918", "Referral from school nurse", "not a valid NHS number"),
-])
-def test_refused_look_ups_say_why_without_echoing_the_number(store, key, number, reason,
-                                                             message):
+@pytest.mark.parametrize(
+    ("number", "reason", "message"),
+    [
+        (KNOWN, "", "give the reason"),
+        (KNOWN, "because", "give the reason"),
+        ("9434765918", "Referral from school nurse", "not a valid NHS number"),
+    ],
+)
+def test_refused_look_ups_say_why_without_echoing_the_number(store, key, number, reason, message):
     with pytest.raises(LookupRefused, match=message) as info:
         lookup_child(store, key, number, reason)
     assert number not in str(info.value)

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from transforms.contract import (
     extract_name_for,
     is_safe_relative,
 )
+
+# A header cell shaped like a column name may be quoted back; anything else might be data.
+_SHOWABLE_COLUMN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class ExtractRefused(Exception):
@@ -93,14 +97,17 @@ def parse_manifest(text: bytes, folder: str) -> Manifest:
         problems.append(f"file_kind must be one of {list(FILE_KINDS)}")
     if raw["extract_kind"] not in EXTRACT_KINDS:
         problems.append(f"extract_kind must be one of {list(EXTRACT_KINDS)}")
-    if not isinstance(raw["row_count"], int) or raw["row_count"] < 0:
+    if type(raw["row_count"]) is not int or raw["row_count"] < 0:
         problems.append("row_count must be a whole number")
-    if not isinstance(raw["sequence"], int) or raw["sequence"] < 1:
+    if type(raw["sequence"]) is not int or raw["sequence"] < 1:
         problems.append("sequence must be a whole number from 1")
     if not isinstance(raw["sha256"], str) or len(raw["sha256"]) != 64:
         problems.append("sha256 must be the 64-character hex digest of the extract")
+    if not isinstance(raw["file_name"], str) or not raw["file_name"]:
+        problems.append("file_name must be the extract's file name")
     try:
-        pd.Timestamp(raw["created_at"])
+        if not isinstance(raw["created_at"], str) or pd.isna(pd.Timestamp(raw["created_at"])):
+            raise ValueError
     except (ValueError, TypeError):
         problems.append("created_at must be an ISO 8601 time such as 2026-11-25T06:00:00Z")
     if folder == NATIONAL_FOLDER:
@@ -116,6 +123,18 @@ def parse_manifest(text: bytes, folder: str) -> Manifest:
     return Manifest(**{k: raw[k] for k in fields})
 
 
+@dataclass(frozen=True)
+class Extract:
+    """An extract that passed the file checks: its manifest, its rows, and its original bytes.
+
+    The bytes are kept so that refused rows can be set aside exactly as they arrived.
+    """
+
+    manifest: Manifest
+    frame: pd.DataFrame
+    data: bytes
+
+
 def read_extract(landing: Path, ref: ExtractRef) -> tuple[Manifest, pd.DataFrame]:
     """Verify an extract against its manifest and read it as strings.
 
@@ -125,6 +144,16 @@ def read_extract(landing: Path, ref: ExtractRef) -> tuple[Manifest, pd.DataFrame
 
     Returns:
         The manifest and the rows, every column a string column, blanks as "".
+
+    Raises:
+        ExtractRefused: the folder, manifest, bytes, encoding, CSV shape or header is wrong.
+    """
+    extract = load_extract(landing, ref)
+    return extract.manifest, extract.frame
+
+
+def load_extract(landing: Path, ref: ExtractRef) -> Extract:
+    """As `read_extract`, also returning the file's bytes (for setting refused rows aside).
 
     Raises:
         ExtractRefused: the folder, manifest, bytes, encoding, CSV shape or header is wrong.
@@ -143,10 +172,35 @@ def read_extract(landing: Path, ref: ExtractRef) -> tuple[Manifest, pd.DataFrame
             raise ExtractRefused(f"{p.name} is not a regular file (links are not followed)")
     if not path.exists():
         raise ExtractRefused("the manifest names an extract that is not in the folder")
-    manifest = parse_manifest(manifest_path.read_bytes(), ref.folder)
-    if manifest.file_name != ref.file_name:
-        raise ExtractRefused("the manifest's file_name differs from the extract beside it")
     data = path.read_bytes()
+    manifest, frame = parse_extract(data, manifest_path.read_bytes(), ref.folder, ref.file_name)
+    return Extract(manifest, frame, data)
+
+
+def parse_extract(
+    data: bytes, manifest_text: bytes, folder: str, file_name: str
+) -> tuple[Manifest, pd.DataFrame]:
+    """Check extract bytes against their manifest and parse them; no file system involved.
+
+    Args:
+        data: the extract's bytes.
+        manifest_text: the manifest's bytes.
+        folder: the council folder the pair was dropped in (or is checked for).
+        file_name: the extract's own file name.
+
+    Returns:
+        The manifest and the rows, every column a string column, blanks as "".
+
+    Raises:
+        ExtractRefused: the manifest, checksum, row count, encoding, CSV shape or header is wrong.
+    """
+    manifest = parse_manifest(manifest_text, folder)
+    if not is_safe_relative(manifest.file_name) or "/" in manifest.file_name:
+        raise ExtractRefused(
+            "the manifest's file_name tries to leave the drop zone: give the bare file name"
+        )
+    if manifest.file_name != file_name:
+        raise ExtractRefused("the manifest's file_name differs from the extract beside it")
     if hashlib.sha256(data).hexdigest() != manifest.sha256.lower():
         raise ExtractRefused(
             "sha256 of the file differs from the manifest: the file changed or "
@@ -159,6 +213,41 @@ def read_extract(landing: Path, ref: ExtractRef) -> tuple[Manifest, pd.DataFrame
             f"the file has {len(frame)} data rows but the manifest says {manifest.row_count}"
         )
     return manifest, frame
+
+
+def original_records(data: bytes, positions: list[int]) -> tuple[bytes, list[tuple[int, int]]]:
+    """Return the header and the given data records exactly as they are in `data`, and their lines.
+
+    A record may span several lines (a quoted field holding a line break), so records are found
+    with the same CSV reader that parsed the file, following the lines it consumes.
+
+    Args:
+        data: the extract's bytes, already accepted by `parse_csv`.
+        positions: 0-based positions of data records (header excluded), as in the parsed frame.
+
+    Returns:
+        The header's bytes followed by each wanted record's bytes, in file order, byte for byte;
+        and for each wanted record its first and last line number (the header is line 1).
+    """
+    text = data.decode("utf-8")
+    starts = [0]  # byte offset at which each line read so far begins
+
+    def lines():
+        for line in io.StringIO(text, newline=""):
+            starts.append(starts[-1] + len(line.encode("utf-8")))
+            yield line
+
+    wanted, out, spans = set(positions), [], []
+    reader = csv.reader(lines(), strict=True)
+    first_line = 0
+    for number, _record in enumerate(reader, start=-1):
+        last_line = reader.line_num
+        if number == -1 or number in wanted:
+            out.append(data[starts[first_line] : starts[last_line]])
+            if number != -1:
+                spans.append((first_line + 1, last_line))
+        first_line = last_line
+    return b"".join(out), spans
 
 
 def parse_csv(data: bytes, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -198,9 +287,20 @@ def parse_csv(data: bytes, columns: tuple[str, ...]) -> pd.DataFrame:
         extra = [c for c in header if c not in columns]
         if len(header) == 1 and len(columns) > 1 and (";" in header[0] or "\t" in header[0]):
             raise ExtractRefused("the file is not comma-separated: use commas between columns")
+        if len(missing) == len(columns):
+            # No contract column at all: the first line may be data (a file without its header),
+            # so none of it is quoted.
+            raise ExtractRefused(
+                f"the header does not match contract v{SCHEMA_VERSION}: none of its columns is "
+                "named in the first line; is the header row missing? (a lower-case header, "
+                "spelled as in the contract, is needed)"
+            )
         if len(set(header)) != len(header):
             raise ExtractRefused("the header names a column more than once")
-        detail = f"missing {missing}, unexpected {extra}" if missing or extra else "wrong order"
+        shown = [c for c in extra if _SHOWABLE_COLUMN.fullmatch(c)]
+        if len(shown) < len(extra):
+            shown.append(f"and {len(extra) - len(shown)} more not shown by name")
+        detail = f"missing {missing}, unexpected {shown}" if missing or extra else "wrong order"
         raise ExtractRefused(f"the header does not match contract v{SCHEMA_VERSION}: {detail}")
     ragged = [i for i, r in enumerate(body, start=2) if len(r) != len(columns)]
     if ragged:

@@ -8,9 +8,7 @@ Reports carry counts, file names and rule names, never a value from an extract.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -19,7 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from transforms.contract import NATIONAL_FOLDER
-from transforms.ingest import ExtractRef, ExtractRefused, discover_extracts, read_extract
+from transforms.feedback import ACCEPTED, ALREADY_LOADED, REFUSED, build_feedback, write_feedback
+from transforms.feedback import refused_rows as feedback_refused_rows
+from transforms.ingest import (
+    ExtractRef,
+    ExtractRefused,
+    discover_extracts,
+    load_extract,
+    original_records,
+)
 from transforms.load import IndexStore, StagedFile
 from transforms.minimise import KEY_COLUMNS, minimise
 from transforms.pii import guard_index_values, scan_notes
@@ -96,58 +102,26 @@ class FileReport:
         return cls(**data)
 
 
-def _spreadsheet_safe(value: object) -> str:
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _write_feedback(
     paths: SyncPaths,
     report: FileReport,
-    rows: pd.DataFrame | None,
-    validation: ValidationResult | None,
+    rows: pd.DataFrame | None = None,
+    validation: ValidationResult | None = None,
+    extra_refused: dict[int, str] | None = None,
 ) -> None:
-    """Write the council's feedback CSV: file verdict, counts per rule, refused rows by number."""
-    folder = paths.outbox / report.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    records: list[list[object]] = [
-        [
-            "section",
-            "rule",
-            "column",
-            "severity",
-            "rows",
-            "row_number",
-            "local_child_id",
-            "how_to_fix",
-        ],
-        [
-            "file",
-            "refused" if report.status == "refused" else "accepted",
-            "",
-            "",
-            report.counts.get("received", 0),
-            "",
-            "",
-            report.reason or "accepted",
-        ],
-    ]
-    if validation is not None:
-        records += [
-            ["rule", o.rule, o.column or "", o.severity, o.failed_rows, "", "", o.fix]
-            for o in validation.outcomes
-            if o.failed_rows
-        ]
-        if rows is not None and "local_child_id" in rows:
-            refused = validation.row_rules[~validation.row_ok]
-            records += [
-                ["row", rules, "", "critical", 1, int(pos) + 2, rows.at[pos, "local_child_id"], ""]
-                for pos, rules in refused.items()
-            ]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows([_spreadsheet_safe(c) for c in record] for record in records)
-    (folder / f"{report.file_name}.feedback.csv").write_text(buf.getvalue(), "utf-8")
+    """Write the council's feedback (CSV and HTML): verdict, counts per rule, refused rows."""
+    verdict = {"refused": REFUSED, "already_loaded": ALREADY_LOADED}.get(report.status, ACCEPTED)
+    feedback = build_feedback(
+        report.folder,
+        report.file_name,
+        verdict,
+        report.reason,
+        received=report.counts.get("received", 0),
+        frame=rows,
+        validation=validation,
+        extra_refused=extra_refused,
+    )
+    write_feedback(paths.outbox, feedback)
 
 
 def _move_pair(landing: Path, ref: ExtractRef, dest: Path) -> None:
@@ -178,14 +152,53 @@ def _refuse(
     rows: pd.DataFrame | None = None,
     validation: ValidationResult | None = None,
 ) -> FileReport:
+    """Move the whole extract and its manifest, intact, to quarantine with the reason."""
     report.status, report.reason = "refused", reason
     dest = _free_folder(paths.quarantine / ref.folder, Path(ref.file_name).stem)
     _move_pair(paths.landing, ref, dest)
-    (dest / "reason.json").write_text(
-        json.dumps({"file": ref.file_name, "reason": reason}, indent=2) + "\n", "utf-8"
-    )
+    record = {"file": ref.file_name, "reason": reason}
+    if report.sha256:
+        record["sha256"] = report.sha256
+    (dest / "reason.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
     _write_feedback(paths, report, rows, validation)
     return report
+
+
+def _set_aside_rows(
+    paths: SyncPaths, ref: ExtractRef, report: FileReport, data: bytes, refused: dict[int, str]
+) -> Path:
+    """Keep the refused rows of an accepted file, byte for byte, with their row numbers and rules.
+
+    Writes quarantine/<council>/<file stem>/rejected_rows.csv (the header line and each refused
+    record's original lines) and reason.json. A retry of the same file reuses its folder; any
+    other earlier folder is never overwritten.
+    """
+    parent, stem = paths.quarantine / ref.folder, Path(ref.file_name).stem
+    dest, n = parent / stem, 1
+    while dest.exists():
+        try:
+            earlier = json.loads((dest / "reason.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            earlier = {}
+        if earlier.get("sha256") == report.sha256 and earlier.get("kind") == "rows":
+            break  # this file's rows, set aside by an earlier attempt of the same run
+        n += 1
+        dest = parent / f"{stem}.{n}"
+    dest.mkdir(parents=True, exist_ok=True)
+    original, spans = original_records(data, list(refused))
+    (dest / "rejected_rows.csv").write_bytes(original)
+    record = {
+        "file": ref.file_name,
+        "sha256": report.sha256,
+        "kind": "rows",
+        "reason": f"{len(refused)} row(s) broke critical rules; the rest of the file was accepted",
+        "rows": [
+            {"row_number": position + 2, "lines": list(span), "rules": rules.split(";")}
+            for (position, rules), span in zip(refused.items(), spans, strict=True)
+        ],
+    }
+    (dest / "reason.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    return dest
 
 
 def process_extract(
@@ -205,9 +218,10 @@ def process_extract(
     """
     report = FileReport(ref.folder, ref.file_name)
     try:
-        manifest, frame = read_extract(paths.landing, ref)
+        extract = load_extract(paths.landing, ref)
     except ExtractRefused as refused:
         return _refuse(paths, ref, report, refused.reason)
+    manifest, frame = extract.manifest, extract.frame
     report.file_kind, report.sha256 = manifest.file_kind, manifest.sha256
     report.extract_kind, report.sequence = manifest.extract_kind, manifest.sequence
     report.created_at = manifest.created_at
@@ -226,6 +240,7 @@ def process_extract(
         )
     report.counts["rejected"] = int((~validation.row_ok).sum())
     good = frame.loc[validation.row_ok]
+    duplicates: dict[int, str] = {}
 
     pseudonymised = assign_pseudonyms(good, council, key)
     pseudonymised = pseudonymised.loc[pseudonymised["child_pseudonym"].notna()]
@@ -237,6 +252,7 @@ def process_extract(
         if dup.any():
             report.counts["rejected"] += int(dup.sum())
             report.rules["duplicate_child_in_file"] = int(dup.sum())
+            duplicates = dict.fromkeys(map(int, dup.index[dup]), "duplicate_child_in_file")
             pseudonymised = pseudonymised.loc[~dup]
         scan, _redacted = scan_notes(pseudonymised["notes"])
         report.counts["notes_with_pii"] = scan.rows_with_pii
@@ -256,7 +272,10 @@ def process_extract(
                 "personal data found in values bound for the "
                 f"index: {detail}; check the columns hold what the contract says",
             )
-    _write_feedback(paths, report, frame, validation)
+    refused_rows = feedback_refused_rows(validation, duplicates)
+    if refused_rows:
+        _set_aside_rows(paths, ref, report, extract.data, refused_rows)
+    _write_feedback(paths, report, frame, validation, duplicates)
     out = paths.staging / run_id
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{ref.folder}__{ref.file_name}.parquet"
@@ -306,6 +325,12 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) 
             _refuse(paths, ref, report, outcome.reason or "refused at load")
             continue
         report.status = outcome.status
+        if outcome.status == "already_loaded":
+            report.reason = (
+                "this file (same sha256) was loaded before; nothing changed. Send new data "
+                "as a new extract with the next sequence number"
+            )
+            _write_feedback(paths, report)
         if report.file_kind == "children":
             report.counts["opted_out"] = outcome.opted_out
             report.counts["loaded"] = outcome.loaded
