@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_ingest import GOOD_ROW as INGEST_ROW
 
 from transforms.contract import CHILDREN_COLUMNS, manifest_path_for
 from transforms.identifiers import nhs_check_digit
@@ -40,32 +41,8 @@ def nhs(n: int) -> str:
 
 def row(local_id="L1", nhs_number="943 476 5919", **changes) -> list[str]:
     """A valid children row; `changes` overrides columns by name."""
-    values = dict(
-        zip(
-            CHILDREN_COLUMNS,
-            [
-                local_id,
-                nhs_number,
-                "",
-                "Zebedee",
-                "Quixley",
-                "",
-                "2015-03-02",
-                "F",
-                "1 Some Street",
-                "LS6 2AB",
-                "Carer Name",
-                "07700 900123",
-                "",
-                "",
-                "EH",
-                "N",
-                "N",
-                "",
-            ],
-            strict=True,
-        )
-    )
+    values = dict(zip(CHILDREN_COLUMNS, INGEST_ROW, strict=True))
+    values["local_child_id"], values["nhs_number"] = local_id, nhs_number
     values.update(changes)
     return list(values.values())
 
