@@ -75,6 +75,8 @@ airflow: $(STAMP) $(KEY_FILE) ## Run Airflow (scheduler, LocalExecutor, UI) on h
 bench: $(STAMP) ## Benchmarks: pipeline throughput against the DuckDB I/O floor
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.synth
+	$(BIN)/python -m bench.validate
+	$(BIN)/python -m bench.pii
 
 lint: $(STAMP) ## Ruff lint and format check
 	$(BIN)/ruff check .

@@ -365,6 +365,7 @@ def test_when_data_is_distinctive_then_no_value_leaks_into_results_or_logs(drop,
     text = "\n".join(
         [
             json.dumps(result.gx_summary, default=str),
+            json.dumps(result.gx_result, default=str),
             str(result.reason),
             repr(result.outcomes),
             "\n".join(result.row_rules),
@@ -434,3 +435,25 @@ def test_when_optout_register_lacks_a_column_then_refused():
     result = validate_optouts(optouts(OPTOUT_ROWS).drop(columns=["local_child_id"]))
     assert not result.accepted
     assert "missing local_child_id" in result.reason
+
+
+def test_when_validating_then_gx_does_not_fingerprint_the_frame(monkeypatch):
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    hashed = []
+    monkeypatch.setattr(pd.util, "hash_pandas_object", lambda *a, **k: hashed.append(1))
+    original = engine.hash_pandas_dataframe
+    result = run(children())
+    assert hashed == [] and engine.hash_pandas_dataframe is original  # swapped for the run only
+    assert "pandas_data_fingerprint" not in json.dumps(result.gx_result)
+
+
+def test_gx_result_keeps_counts_and_suite_configuration_only():
+    from transforms.validate import GX_RESULT_COUNTS
+
+    result = run(distinctive_frame())
+    data = json.loads(json.dumps(result.gx_result))  # plain JSON
+    assert len(data["results"]) == 22 and data["success"] is False
+    for entry in data["results"]:
+        assert set(entry["result"]) <= {*GX_RESULT_COUNTS, "observed_value"}
+    assert data["meta"]["council_code"] == COUNCIL

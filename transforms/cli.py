@@ -197,6 +197,36 @@ def cmd_check_extract(args: argparse.Namespace) -> int:
     return 0 if verdict else 1
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """Re-key the index from the current key to the one in --new-key-file, in one transaction."""
+    from transforms.keys import key_from_environment, key_from_file
+    from transforms.pipeline import SyncPaths
+    from transforms.rotation import RotationRefused, rotate_key
+
+    paths = SyncPaths(_home(args))
+    old_key = key_from_environment()
+    new_key = key_from_file(Path(args.new_key_file), "--new-key-file")
+    try:
+        outcome = rotate_key(_open_store(args), paths.landing, paths.processed, old_key, new_key)
+    except RotationRefused as refused:
+        raise UsageError(str(refused)) from None
+    if outcome.status == "already_rotated":
+        print(f"the index is already under key version {outcome.new_version}; nothing to do")
+    else:
+        rows = ", ".join(f"{name} {n}" for name, n in outcome.rows.items())
+        print(
+            f"rotated key version {outcome.old_version} -> {outcome.new_version} from "
+            f"{outcome.sources_read} source extract(s): {rows}; access log "
+            f"{outcome.access_log_rekeyed} re-keyed, {outcome.access_log_retired} retired"
+        )
+    print(
+        "now make the new key the key (REGISTRY_SYNC_KEY / REGISTRY_SYNC_KEY_FILE and the Airflow "
+        "connection registry_sync_pseudonym_key) and destroy the old one; loads under the old "
+        "key are refused until then"
+    )
+    return 0
+
+
 def cmd_audit_leaks(args: argparse.Namespace) -> int:
     """Search every artefact a run left behind for the ground truth's raw identifiers.
 
@@ -326,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-presidio", action="store_true", help="skip the Presidio scan of text artefacts"
     )
     leaks.set_defaults(func=cmd_audit_leaks)
+
+    rotate = sub.add_parser(
+        "rotate-key", help="re-key every pseudonym in the index to a new key (one transaction)"
+    )
+    rotate.add_argument(
+        "--new-key-file", required=True, help="file holding the new key as hex, outside the repo"
+    )
+    rotate.add_argument("--index-url", help="SQLAlchemy URL of the index")
+    rotate.set_defaults(func=cmd_rotate_key)
     return parser
 
 

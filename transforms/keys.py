@@ -15,6 +15,9 @@ from transforms.pseudonymise import PseudonymKey
 KEY_ENV = "REGISTRY_SYNC_KEY"  # hex of at least 32 random bytes
 KEY_FILE_ENV = "REGISTRY_SYNC_KEY_FILE"  # path to a file holding that hex, outside the repository
 KEY_CONN_ID = "registry_sync_pseudonym_key"  # Airflow connection whose password is the hex key
+# For a rotation only: the key to rotate to, as a connection (password) or a file.
+NEW_KEY_CONN_ID = "registry_sync_pseudonym_key_new"
+NEW_KEY_FILE_ENV = "REGISTRY_SYNC_NEW_KEY_FILE"
 
 
 class KeyMissing(RuntimeError):
@@ -45,15 +48,47 @@ def key_from_environment(env: Mapping[str, str] | None = None) -> PseudonymKey:
     if env.get(KEY_ENV):
         return key_from_hex(env[KEY_ENV], KEY_ENV)
     if env.get(KEY_FILE_ENV):
-        path = Path(env[KEY_FILE_ENV])
-        if not path.is_file():
-            raise KeyMissing(f"{KEY_FILE_ENV} names a file that does not exist")
-        return key_from_hex(path.read_text("utf-8"), KEY_FILE_ENV)
+        return key_from_file(Path(env[KEY_FILE_ENV]), KEY_FILE_ENV)
     raise KeyMissing(
         f"no pseudonymisation key: set {KEY_ENV} or {KEY_FILE_ENV}, or the Airflow "
         f"connection {KEY_CONN_ID!r} (password = 64 hex characters); `make demo` "
         "makes a development key in .secrets/"
     )
+
+
+def key_from_file(path: Path, source: str) -> PseudonymKey:
+    """Return the key held (as hex) in a file; errors name `source`, never the key.
+
+    Raises:
+        KeyMissing: the file does not exist or does not hold a usable key.
+    """
+    if not path.is_file():
+        raise KeyMissing(f"{source} names a file that does not exist")
+    return key_from_hex(path.read_text("utf-8"), source)
+
+
+def new_key_for_airflow_task() -> PseudonymKey:
+    """Return the key to rotate to: the connection NEW_KEY_CONN_ID, else REGISTRY_SYNC_NEW_KEY_FILE.
+
+    Raises:
+        KeyMissing: neither is set, or the value is not a usable key.
+    """
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(NEW_KEY_CONN_ID)
+    except AirflowNotFoundException:
+        path = os.environ.get(NEW_KEY_FILE_ENV)
+        if not path:
+            raise KeyMissing(
+                f"no key to rotate to: set the Airflow connection {NEW_KEY_CONN_ID!r} "
+                f"(password = 64 hex characters) or {NEW_KEY_FILE_ENV}"
+            ) from None
+        return key_from_file(Path(path), NEW_KEY_FILE_ENV)
+    if not conn.password:
+        raise KeyMissing(f"the Airflow connection {NEW_KEY_CONN_ID!r} has no password")
+    return key_from_hex(conn.password, f"connection {NEW_KEY_CONN_ID}")
 
 
 def key_for_airflow_task() -> PseudonymKey:

@@ -23,6 +23,7 @@ from transforms.suppress import remove_opted_out, strip_shielded
 
 INDEX_TABLES = ("child_index", "council_record", "shield", "optout")
 AUDIT_TABLES = ("file_ledger", "audit_event", "access_log")
+KEY_STATE_ID = 1  # the one row of `key_state`
 _CHUNK = 5000
 
 
@@ -81,6 +82,15 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("child_pseudonym", sa.String(64), primary_key=True),
         sa.Column("scope", sa.String(9), primary_key=True),
     )
+    # The key version every pseudonym in the index is under: one row, also the lock that loads
+    # and a rotation take first, so a load never lands half-way through a rotation.
+    sa.Table(
+        "key_state",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("key_version", sa.String(16), nullable=False),
+        sa.Column("changed_at", sa.String(32), nullable=False),
+    )
     sa.Table(
         "file_ledger",
         md,
@@ -128,6 +138,9 @@ class StagedFile:
     sequence: int
     created_at: str
     rows: pd.DataFrame  # children: KEY_COLUMNS + policy fields; optout: child_pseudonym only
+    # The key version of the rows' pseudonyms, when the rows do not carry a key_version column
+    # (opt-out registers); checked against the index's version at load.
+    key_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,14 @@ class LoadOutcome:
     shielded: int = 0
     loaded: int = 0
     removed: int = 0  # index rows removed (departed from a snapshot, or opted out)
+
+
+class KeyVersionMismatch(RuntimeError):
+    """A staged file was pseudonymised under another key than the index's (a rotation ran).
+
+    Nothing was written. The file is still in the drop zone: process it again under the
+    index's current key (the next run, or the task's retry, does).
+    """
 
 
 class IndexStore:
@@ -196,14 +217,73 @@ class IndexStore:
                 is not None
             )
 
+    def lock_key_state(self, conn: Connection) -> str | None:
+        """Take the key-state lock as the first statement of a write transaction.
+
+        Loads and a rotation call this first, so they serialise: a load that starts during a
+        rotation waits (PostgreSQL: the row lock; SQLite: the database write lock, until its
+        busy timeout, then fails and is retried) and then sees the new key version.
+
+        Returns:
+            The index's key version, or None for an index that has never been loaded.
+        """
+        ks = self.t["key_state"]
+        if conn.dialect.name == "sqlite":
+            # pysqlite opens the transaction at the first write: make that write come first.
+            conn.execute(
+                ks.update().where(ks.c.id == KEY_STATE_ID).values(key_version=ks.c.key_version)
+            )
+            stmt = sa.select(ks.c.key_version).where(ks.c.id == KEY_STATE_ID)
+        else:
+            stmt = sa.select(ks.c.key_version).where(ks.c.id == KEY_STATE_ID).with_for_update()
+        version = conn.execute(stmt).scalar()
+        if version is None:
+            # An index made before key_state existed: adopt the version its rows carry.
+            rec = self.t["council_record"]
+            version = conn.execute(sa.select(sa.func.min(rec.c.key_version))).scalar()
+        return version
+
+    def set_key_version(self, conn: Connection, version: str) -> None:
+        """Record the index's key version (inside the caller's locked transaction)."""
+        ks = self.t["key_state"]
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        done = conn.execute(
+            ks.update().where(ks.c.id == KEY_STATE_ID).values(key_version=version, changed_at=now)
+        ).rowcount
+        if not done:
+            conn.execute(ks.insert().values(id=KEY_STATE_ID, key_version=version, changed_at=now))
+
+    def key_version(self) -> str | None:
+        """Return the key version the index's pseudonyms are under (None: never loaded)."""
+        ks = self.t["key_state"]
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(ks.c.key_version).where(ks.c.id == KEY_STATE_ID)).scalar()
+
     def load(self, staged: StagedFile) -> LoadOutcome:
-        """Apply one staged file in a single transaction; a repeat of a loaded file is a no-op."""
+        """Apply one staged file in a single transaction; a repeat of a loaded file is a no-op.
+
+        Raises:
+            KeyVersionMismatch: the file's pseudonyms are under another key than the index's.
+        """
         with self.engine.begin() as conn:
+            current = self.lock_key_state(conn)
             ledger = self.t["file_ledger"]
             if conn.execute(
                 sa.select(ledger.c.sha256).where(ledger.c.sha256 == staged.sha256)
             ).first():
+                # The ledger holds checksums, not pseudonyms: a repeat is a no-op under any key.
                 return LoadOutcome("already_loaded")
+            versions = _staged_versions(staged)
+            expected = {current} if current is not None else set(sorted(versions)[:1])
+            if versions - expected:
+                raise KeyVersionMismatch(
+                    f"{staged.council_code}/{staged.file_name} was pseudonymised under key "
+                    f"version {', '.join(sorted(versions - expected))} but the index is under "
+                    f"{', '.join(sorted(expected))} (a key rotation ran): nothing was loaded; "
+                    "process the file again with the current key"
+                )
+            if current is None and versions:
+                self.set_key_version(conn, min(versions))
             stale = self._stale_reason(conn, staged)
             if stale:
                 self._audit(
@@ -494,6 +574,14 @@ class IndexStore:
         return out
 
 
+def _staged_versions(staged: StagedFile) -> set[str]:
+    """Return the key versions a staged file's pseudonyms are under (empty: not recorded)."""
+    versions = {staged.key_version} if staged.key_version else set()
+    if "key_version" in staged.rows.columns:
+        versions |= set(staged.rows["key_version"].dropna().astype(str))
+    return versions
+
+
 def _records(frame: pd.DataFrame) -> list[dict]:
     clean = frame.astype(object).where(frame.notna(), None)
     return clean.to_dict("records")
@@ -503,6 +591,7 @@ __all__ = [
     "INDEX_TABLES",
     "KEY_COLUMNS",
     "IndexStore",
+    "KeyVersionMismatch",
     "LoadOutcome",
     "StagedFile",
     "index_metadata",

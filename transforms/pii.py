@@ -23,6 +23,16 @@ Presidio does the work, configured by `config/pii.yaml` and fully offline:
   word), STREET_ADDRESS (a numbered street) and PERSON. Presidio's predefined US-biased
   recognisers are never loaded.
 
+**Speed** (notes; `python -m bench.pii` measures it): each distinct note is analysed once; a
+note with no digit, no "@" and no word on the name lists is skipped; the name pipeline runs in
+spaCy batches; and a fast path runs the pattern recognisers directly (only those a note can
+match: a digit, or an "@") and takes names from the ruler alone. Presidio's full analysis, with
+its context step, runs only on a note where that could change the redaction: a match below its
+threshold that a context word might lift (a lone family name), or matches that overlap. Context
+only raises scores and redaction drops a match inside another, so both paths redact the same
+spans as the same types (a test checks it on the synthetic notes). The guard's threshold always
+takes the full path.
+
 Findings are reported as counts by entity type; no value is ever logged or put in a message.
 """
 
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import logging
 import re
 from collections import Counter
@@ -44,6 +55,7 @@ import tldextract
 import yaml
 from presidio_analyzer import (
     AnalyzerEngine,
+    EntityRecognizer,
     LemmaContextAwareEnhancer,
     Pattern,
     PatternRecognizer,
@@ -91,6 +103,7 @@ LEMMA_COMPONENT = "registry_sync_lower_lemma"
 
 # A note with no digit, no "@" and no word on the name lists cannot hold any entity we look for.
 _DIGIT_OR_AT = re.compile(r"[\d@]")
+_DIGIT = re.compile(r"\d")
 _WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 
 # --- patterns -----------------------------------------------------------------------------------
@@ -353,6 +366,7 @@ def parse_pii_settings(document: object) -> PiiSettings:
         "context",
         "names",
         "recognizers",
+        "column_guard",  # validated by transforms.column_guard
     }
     if not isinstance(document, dict):
         raise PiiConfigError(f"pii config: the file must be a mapping with {sorted(top)}")
@@ -619,13 +633,18 @@ def offline_tld_extractor() -> tldextract.TLDExtract:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
+@functools.lru_cache(maxsize=65536)
+def _has_public_suffix(domain: str) -> bool:
+    # Cached: the same few domains recur across notes and the lookup dominated e-mail checks.
+    return bool(offline_tld_extractor()(domain).fqdn)
+
+
 class OfflineEmailRecognizer(EmailRecognizer):
     """Presidio's EmailRecognizer; its suffix check uses the bundled snapshot, never the network."""
 
     def validate_result(self, pattern_text: str) -> bool | None:
         """Return True for a known public suffix; None (keep the pattern score) otherwise."""
-        domain = pattern_text.rpartition("@")[2]
-        return True if offline_tld_extractor()(domain).fqdn else None
+        return True if _has_public_suffix(pattern_text.rpartition("@")[2]) else None
 
 
 def _patterns(rs: RecognizerSettings, regexes: Mapping[str, str]) -> list[Pattern]:
@@ -741,10 +760,52 @@ def _anonymizer() -> AnonymizerEngine:
 
 
 # --- analysis -----------------------------------------------------------------------------------
+def _entity_thresholds(analyzer: AnalyzerEngine) -> dict[str, float]:
+    """Each entity's notes threshold: its recogniser's override, else the engine default."""
+    thresholds: dict[str, float] = {}
+    for recognizer in analyzer.registry.recognizers:
+        for entity in recognizer.supported_entities:
+            own = recognizer.score_thresholds.get(entity)
+            thresholds[entity] = analyzer.default_score_threshold if own is None else own
+    return thresholds
+
+
+def _settle(
+    results: list[RecognizerResult], thresholds: Mapping[str, float]
+) -> list[RecognizerResult] | None:
+    """Return what redaction would act on, or None when only Presidio's full analysis can tell.
+
+    Context words only ever raise scores, and redaction drops every match strictly inside
+    another (whatever its score). So when every remaining match is already at its threshold and
+    no two of them overlap, the full analysis would redact exactly these spans as these types.
+    """
+    kept = [
+        r
+        for r in results
+        if not any(
+            o.start <= r.start and r.end <= o.end and (o.start, o.end) != (r.start, r.end)
+            for o in results
+        )
+    ]
+    if any(r.score < thresholds.get(r.entity_type, 1.0) for r in kept):
+        return None
+    ordered = sorted(kept, key=lambda r: r.start)
+    for previous, current in itertools.pairwise(ordered):
+        if current.start < previous.end:
+            return None
+    return ordered
+
+
 def analyze_texts(
     analyzer: AnalyzerEngine, texts: Sequence[str], score_threshold: float | None = None
 ) -> list[list[RecognizerResult]]:
     """Analyze distinct texts in one spaCy batch, skipping those that cannot hold an entity.
+
+    With the notes threshold (`score_threshold` None) a fast path runs the pattern recognisers
+    directly on the text and takes names from the name pipeline alone; only a text with a match
+    below its threshold (one a context word might lift, e.g. a lone family name) or with
+    overlapping matches goes through Presidio's full analysis with context. Both paths report
+    the same spans and types; `tests/test_pii.py` checks it on the synthetic notes.
 
     Args:
         analyzer: an analyzer from `create_analyzer` / `build_analyzer`.
@@ -759,12 +820,22 @@ def analyze_texts(
     language = analyzer.supported_languages[0]
     results: list[list[RecognizerResult]] = [[] for _ in texts]
     may_hold_name = getattr(nlp_engine, "may_hold_name", lambda _text: True)
-    candidates = [
-        i for i, text in enumerate(texts) if _DIGIT_OR_AT.search(text) or may_hold_name(text)
-    ]
-    artifacts = nlp_engine.process_batch([texts[i] for i in candidates], language, batch_size=256)
-    for i, (text, nlp_artifacts) in zip(candidates, artifacts, strict=True):
-        if not nlp_artifacts.entities and not _DIGIT_OR_AT.search(text):
+    has_digit_or_at = [bool(_DIGIT_OR_AT.search(text)) for text in texts]
+    named = [may_hold_name(text) for text in texts]
+    candidates = [i for i in range(len(texts)) if has_digit_or_at[i] or named[i]]
+    slow, docs = list(candidates), {}
+    if score_threshold is None and isinstance(nlp_engine, NameListNlpEngine):
+        slow, docs = _analyze_fast(analyzer, texts, candidates, has_digit_or_at, named, results)
+    to_process = [i for i in slow if i not in docs]
+    made = nlp_engine.process_batch([texts[i] for i in to_process], language, batch_size=256)
+    artifacts = {i: a for i, (_text, a) in zip(to_process, made, strict=True)}
+    for i in slow:
+        text = texts[i]
+        if i in artifacts:
+            nlp_artifacts = artifacts[i]
+        else:
+            nlp_artifacts = nlp_engine._doc_to_nlp_artifact(docs[i], language)
+        if not nlp_artifacts.entities and not has_digit_or_at[i]:
             continue
         results[i] = analyzer.analyze(
             text=text,
@@ -773,6 +844,59 @@ def analyze_texts(
             score_threshold=score_threshold,
         )
     return results
+
+
+def _analyze_fast(
+    analyzer: AnalyzerEngine,
+    texts: Sequence[str],
+    candidates: Sequence[int],
+    has_digit_or_at: Sequence[bool],
+    named: Sequence[bool],
+    results: list[list[RecognizerResult]],
+) -> tuple[list[int], dict[int, Doc]]:
+    """Fill `results` for the candidates the fast path settles.
+
+    Returns:
+        The positions left for the full analysis, and the spaCy docs already made for them.
+    """
+    nlp_engine = analyzer.nlp_engine
+    assert isinstance(nlp_engine, NameListNlpEngine)
+    nlp = nlp_engine.nlp[analyzer.supported_languages[0]]
+    thresholds = _entity_thresholds(analyzer)
+    # Every pattern needs a digit, except e-mail, which needs an "@".
+    with_digit, with_at = [], []
+    for recognizer in analyzer.registry.recognizers:
+        if isinstance(recognizer, PatternRecognizer):
+            needs_at = isinstance(recognizer, EmailRecognizer)
+            (with_at if needs_at else with_digit).append(recognizer)
+    with_names = [i for i in candidates if named[i]]
+    docs = dict(
+        zip(with_names, nlp.pipe((texts[i] for i in with_names), batch_size=256), strict=True)
+    )
+    slow: list[int] = []
+    for i in candidates:
+        text = texts[i]
+        found: list[RecognizerResult] = []
+        doc = docs.get(i)
+        if doc is not None:
+            entities = nlp_engine._get_entities(doc)
+            scores = nlp_engine._get_scores_for_entities(doc)
+            found += [
+                RecognizerResult("PERSON", ent.start_char, ent.end_char, score)
+                for ent, score in zip(entities, scores, strict=True)
+            ]
+        if has_digit_or_at[i]:
+            recognizers = with_at + with_digit if "@" in text else with_digit
+            if not _DIGIT.search(text):
+                recognizers = with_at
+            for recognizer in recognizers:
+                found += recognizer.analyze(text, recognizer.supported_entities, None)
+        settled = _settle(EntityRecognizer.remove_duplicates(found), thresholds)
+        if settled is None:
+            slow.append(i)
+        else:
+            results[i] = settled
+    return slow, {i: docs[i] for i in slow if i in docs}
 
 
 _REDACT = {"DEFAULT": OperatorConfig("replace")}  # "<ENTITY_TYPE>"

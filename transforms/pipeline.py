@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from transforms.column_guard import guard_columns
 from transforms.contract import NATIONAL_FOLDER
+from transforms.datadocs import record_validation
 from transforms.feedback import ACCEPTED, ALREADY_LOADED, REFUSED, build_feedback, write_feedback
 from transforms.feedback import refused_rows as feedback_refused_rows
 from transforms.ingest import (
@@ -91,6 +93,7 @@ class FileReport:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
     rules: dict[str, int] = field(default_factory=dict)
     pii: dict[str, int] = field(default_factory=dict)
+    column_findings: dict[str, dict] = field(default_factory=dict)  # column guard, no values
 
     def to_dict(self) -> dict:
         """Return the report as plain JSON types (for XCom)."""
@@ -227,6 +230,13 @@ def process_extract(
     report.created_at = manifest.created_at
     report.counts["received"] = len(frame)
     council = manifest.council_code
+    guard_reason = None
+    if manifest.file_kind == "children":
+        # Personal data in the wrong column: blank an optional column now; refusing the file for
+        # a key column waits for validation, whose reason (e.g. shifted columns) comes first.
+        guarded = guard_columns(frame)
+        report.column_findings = guarded.to_report()
+        frame, guard_reason = guarded.frame, guarded.refuse_reason
 
     if manifest.file_kind == "optout":
         validation = validate_optouts(frame)
@@ -234,10 +244,13 @@ def process_extract(
         extract_date = pd.Timestamp(manifest.created_at).date()
         validation = validate_children(frame, council_code=council, extract_date=extract_date)
     report.rules = {o.rule: o.failed_rows for o in validation.outcomes if o.failed_rows}
+    record_validation(paths.home, ref.folder, ref.file_name, validation.gx_result)  # gx/, no values
     if not validation.accepted:
         return _refuse(
             paths, ref, report, validation.reason or "refused by validation", frame, validation
         )
+    if guard_reason:
+        return _refuse(paths, ref, report, guard_reason)
     report.counts["rejected"] = int((~validation.row_ok).sum())
     good = frame.loc[validation.row_ok]
     duplicates: dict[int, str] = {}
@@ -245,7 +258,7 @@ def process_extract(
     pseudonymised = assign_pseudonyms(good, council, key)
     pseudonymised = pseudonymised.loc[pseudonymised["child_pseudonym"].notna()]
     if manifest.file_kind == "optout":
-        staged = pseudonymised[["child_pseudonym"]].drop_duplicates().reset_index(drop=True)
+        staged = pseudonymised[["child_pseudonym", "key_version"]].drop_duplicates().reset_index(drop=True)
     else:
         # The same child twice in one file (two local ids, one NHS number) is ambiguous.
         dup = pseudonymised["child_pseudonym"].duplicated(keep=False)

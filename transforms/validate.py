@@ -4,14 +4,17 @@ Pure: takes a frame of strings as read from the CSV (blanks are ""), returns a `
 the only I/O is reading the packaged suite JSON and `expectations/rules.yaml`. Row masks come from
 GX itself: the suite runs once with result format COMPLETE, `exclude_unexpected_values` set, over
 a frame with a plain RangeIndex, so each failing expectation reports the positions of its failing
-rows and never their values. Nothing returned, raised or logged here quotes a cell of the extract.
+rows and never their values. Nothing returned, raised or logged here quotes a cell of the extract:
+GX's own result is handed on (for the engineers' Data Docs) only as `values_free_gx_result`.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,6 +84,9 @@ class ValidationResult:
     outcomes: tuple[RuleOutcome, ...]  # rules broken by at least one row, in suite order
     gx_success: bool
     gx_summary: dict  # per expectation: type, column, success, counts; never a value
+    # GX's own validation result as JSON, values removed (see `values_free_gx_result`); the
+    # engineers' Data Docs are built from it (transforms.datadocs).
+    gx_result: dict = field(default_factory=dict)
 
 
 def date_of_birth_bounds(extract_date: datetime.date) -> tuple[datetime.date, datetime.date]:
@@ -148,6 +154,96 @@ def validate_optouts(frame: pd.DataFrame) -> ValidationResult:
     return _validate(frame, OPTOUT_SUITE, OPTOUT_COLUMNS, {}, {})
 
 
+# Of a result's `result` block only these counts are kept. Everything else GX may put there can
+# carry cells: partial_unexpected_list and its counts, unexpected_list, unexpected_rows, details
+# (e.g. the mismatched header names of expect_table_columns_to_match_set), observed_value (the
+# header itself for a column-set expectation, a cell for min/max/between ones). Row positions
+# (unexpected_index_list) are dropped too: the council's feedback holds them, the docs need not.
+GX_RESULT_COUNTS = (
+    "element_count",
+    "missing_count",
+    "missing_percent",
+    "unexpected_count",
+    "unexpected_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
+# Observed values that are counts (of columns, of rows), never a cell or a name.
+_NUMERIC_OBSERVED = frozenset(
+    {"expect_table_column_count_to_equal", "expect_table_row_count_to_equal"}
+)
+
+
+def values_free_gx_result(
+    gx_result: ExpectationSuiteValidationResult, run: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Return GX's validation result as plain JSON with every value of the extract removed.
+
+    Expectation configurations come from the packaged suite and run parameters (contract column
+    names, code sets, date bounds), so they are kept; of each result only the counts in
+    `GX_RESULT_COUNTS` (and a column count as observed value) remain, exception messages and
+    tracebacks (which may quote a cell) become a fixed sentence, and the batch's data
+    fingerprint is dropped. The JSON loads back with `ExpectationSuiteValidationResult(**d)`.
+
+    Args:
+        gx_result: the result of a suite run.
+        run: values-free facts of the run (council code, extract date) to keep in `meta`.
+
+    Returns:
+        The result's JSON form, stored by `transforms.datadocs` and rendered as Data Docs.
+    """
+    data = gx_result.to_json_dict()
+    results = []
+    for entry in data.get("results", []):
+        config = entry.get("expectation_config") or {}
+        detail = entry.get("result") or {}
+        kept = {k: _number(detail[k]) for k in GX_RESULT_COUNTS if k in detail}
+        observed = detail.get("observed_value")
+        if (
+            config.get("type") in _NUMERIC_OBSERVED
+            and isinstance(observed, int | np.integer)
+            and not isinstance(observed, bool | np.bool_)
+        ):
+            kept["observed_value"] = int(observed)
+        raised = _raised(entry.get("exception_info"))
+        results.append(
+            {
+                "success": bool(entry.get("success")),
+                "expectation_config": config,
+                "result": kept,
+                "meta": {},
+                "exception_info": {
+                    "raised_exception": raised,
+                    "exception_traceback": None,
+                    "exception_message": "GX could not evaluate this expectation "
+                    "(the message is withheld: it may quote a cell)"
+                    if raised
+                    else None,
+                },
+            }
+        )
+    meta = data.get("meta") or {}
+    markers = meta.get("batch_markers") or {}
+    kept_meta = {
+        k: meta[k]
+        for k in ("great_expectations_version", "active_batch_definition", "validation_time")
+        if k in meta
+    }
+    spec = meta.get("batch_spec") or {}
+    if isinstance(spec.get("batch_data"), str):  # "PandasDataFrame": the frame's type, not it
+        kept_meta["batch_spec"] = {"batch_data": spec["batch_data"]}
+    kept_meta["batch_markers"] = {k: markers[k] for k in ("ge_load_time",) if k in markers}
+    kept_meta.update(run or {})
+    return {
+        "success": bool(data.get("success")),
+        "suite_name": data.get("suite_name"),
+        "suite_parameters": data.get("suite_parameters") or {},
+        "statistics": {k: _number(v) for k, v in (data.get("statistics") or {}).items()},
+        "results": results,
+        "meta": kept_meta,
+    }
+
+
 # --- internals -----------------------------------------------------------------------------------
 
 
@@ -177,6 +273,7 @@ def _validate(
             outcomes=(outcome,),
             gx_success=bool(gx_result.success),
             gx_summary=_summarise(gx_result, table_suite, rules, parameters, run),
+            gx_result=values_free_gx_result(gx_result, run),
         )
 
     gx_result = _run_gx(_gx_view(frame), suite, parameters)
@@ -213,6 +310,7 @@ def _validate(
         outcomes=tuple(outcomes),
         gx_success=bool(gx_result.success),
         gx_summary=_summarise(gx_result, suite, rules, parameters, run),
+        gx_result=values_free_gx_result(gx_result, run),
     )
 
 
@@ -299,11 +397,36 @@ def _run_gx(
             name=f"validate_{suite.name}", data=batch_definition, suite=context.suites.add(suite)
         )
     )
-    return definition.run(
-        batch_parameters={"dataframe": view},
-        expectation_parameters=parameters,
-        result_format=RESULT_FORMAT,
-    )
+    with _no_data_fingerprint():
+        return definition.run(
+            batch_parameters={"dataframe": view},
+            expectation_parameters=parameters,
+            result_format=RESULT_FORMAT,
+        )
+
+
+@contextmanager
+def _no_data_fingerprint() -> Iterator[None]:
+    """Stop GX hashing the whole frame into a `pandas_data_fingerprint` batch marker.
+
+    The fingerprint is an unkeyed MD5 of every cell (a digest of personal data we would only
+    drop again) and costs about as long as reading the file: half of validation's time at
+    1,000,000 rows. GX computes it for any frame under 1 GB and offers no switch, so the hashing
+    function is swapped for the duration of a run (tasks are processes; runs do not overlap
+    within one).
+    """
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    original = engine.hash_pandas_dataframe
+    engine.hash_pandas_dataframe = _no_fingerprint
+    try:
+        yield
+    finally:
+        engine.hash_pandas_dataframe = original
+
+
+def _no_fingerprint(_frame: pd.DataFrame) -> None:
+    return None
 
 
 def _raised(exception_info: Any) -> bool:
