@@ -22,7 +22,6 @@ movers and defects per council and day.
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pendulum
 from airflow.sdk import Param, dag, task
@@ -72,13 +71,12 @@ def generate_synthetic_population():
     @task
     def write_population_files(params: dict | None = None) -> dict:
         """Write the population's files; return counts per council and day, never values."""
-        from pathlib import Path
-
         from synthetic_data.population import PopulationConfig
         from synthetic_data.writer import write_days
+        from transforms.settings import home_from_environment
 
         params = params or {}
-        home = Path(os.environ.get("REGISTRY_SYNC_HOME", "data")).resolve()
+        home = home_from_environment().resolve()
         config = PopulationConfig(
             children=int(params["children"]),
             councils=int(params["councils"]),

@@ -25,33 +25,17 @@ SQLite file in `REGISTRY_SYNC_HOME`.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-INDEX_CONN_ID = "registry_sync_index"
-
 
 def _paths():
-    from pathlib import Path
-
     from transforms.pipeline import SyncPaths
+    from transforms.settings import home_from_environment
 
-    return SyncPaths(Path(os.environ.get("REGISTRY_SYNC_HOME", "data")).resolve())
-
-
-def _index_url(home) -> str:
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    from transforms.cli import index_url_for
-
-    try:
-        return Connection.get(INDEX_CONN_ID).get_uri()
-    except AirflowNotFoundException:
-        return index_url_for(home)
+    return SyncPaths(home_from_environment().resolve())
 
 
 @dag(
@@ -110,10 +94,11 @@ def registry_sync():
             write_run_summary,
         )
         from transforms.policy import load_policy
+        from transforms.settings import index_url_for_airflow_task
 
         paths = _paths()
         done = [FileReport.from_dict(r) for r in reports if r]
-        store = IndexStore.from_url(_index_url(paths.home), load_policy())
+        store = IndexStore.from_url(index_url_for_airflow_task(paths.home), load_policy())
         done = load_staged(paths, done, store)
         run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", get_current_context()["run_id"])
         write_run_summary(paths, run_id, done)

@@ -23,24 +23,8 @@ message that says so. XCom carries counts and key versions (digests, not keys) o
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.sdk import dag, task
-
-INDEX_CONN_ID = "registry_sync_index"  # the same index the registry_sync DAG loads
-
-
-def _index_url(home) -> str:
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    from transforms.cli import index_url_for
-
-    try:
-        return Connection.get(INDEX_CONN_ID).get_uri()
-    except AirflowNotFoundException:
-        return index_url_for(home)
 
 
 @dag(
@@ -59,16 +43,15 @@ def rotate_pseudonym_key():
     @task
     def rotate_key() -> dict:
         """Rotate the index to the new key in one transaction; return counts only."""
-        from pathlib import Path
-
         from transforms.keys import key_for_airflow_task, new_key_for_airflow_task
         from transforms.load import IndexStore
         from transforms.pipeline import SyncPaths
         from transforms.policy import load_policy
         from transforms.rotation import rotate_key as run_rotation
+        from transforms.settings import home_from_environment, index_url_for_airflow_task
 
-        paths = SyncPaths(Path(os.environ.get("REGISTRY_SYNC_HOME", "data")).resolve())
-        store = IndexStore.from_url(_index_url(paths.home), load_policy())
+        paths = SyncPaths(home_from_environment().resolve())
+        store = IndexStore.from_url(index_url_for_airflow_task(paths.home), load_policy())
         outcome = run_rotation(
             store,
             paths.landing,

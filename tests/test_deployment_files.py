@@ -4,8 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from transforms.cli import DEFAULT_HOME
 from transforms.keys import KEY_CONN_ID
+from transforms.settings import DEFAULT_HOME
 
 ROOT = Path(__file__).parents[1]
 

@@ -13,17 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_HOME = "data"
+from transforms.settings import home_from_environment, index_url_for
 
 
 def _home(args: argparse.Namespace) -> Path:
-    return Path(args.home or os.environ.get("REGISTRY_SYNC_HOME", DEFAULT_HOME))
-
-
-def index_url_for(home: Path, url: str | None = None) -> str:
-    """Return the index URL: the argument, REGISTRY_SYNC_INDEX_URL, else a SQLite file in home."""
-    url = url or os.environ.get("REGISTRY_SYNC_INDEX_URL")
-    return url or f"sqlite:///{(home / 'index.sqlite').resolve()}"
+    return home_from_environment(args.home)
 
 
 class UsageError(Exception):

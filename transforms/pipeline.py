@@ -258,7 +258,11 @@ def process_extract(
     pseudonymised = assign_pseudonyms(good, council, key)
     pseudonymised = pseudonymised.loc[pseudonymised["child_pseudonym"].notna()]
     if manifest.file_kind == "optout":
-        staged = pseudonymised[["child_pseudonym", "key_version"]].drop_duplicates().reset_index(drop=True)
+        staged = (
+            pseudonymised[["child_pseudonym", "key_version"]]
+            .drop_duplicates()
+            .reset_index(drop=True)
+        )
     else:
         # The same child twice in one file (two local ids, one NHS number) is ambiguous.
         dup = pseudonymised["child_pseudonym"].duplicated(keep=False)
