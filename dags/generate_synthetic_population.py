@@ -3,10 +3,13 @@
 ### generate_synthetic_population
 
 Triggered by hand (no schedule), with parameters: how many **children**, how many **councils**
-(taken in order from `synthetic_data.councils.COUNCILS`), the **seed**, the reference **day**
-(YYYY-MM-DD; the files are named from it, the clock is never read), the **defect_rate** per
-defect kind and row, the **missing_nhs_rate**, and **days**: how many following days to write as
-well (births, moves, deaths, corrections, opt-outs, shields), each as the next sequence.
+(taken in order from `synthetic_data.councils.COUNCILS`; 153 is every English council with
+children's services), **sizes** (`equal`, or `real`: in proportion to each council's approximate
+number of children), the **seed**, the reference **day** (YYYY-MM-DD; the files are named from
+it, the clock is never read), the **defect_rate** per defect kind and row, the
+**missing_nhs_rate**, **nhs_range** (`auto`, `test` or `extended`; see below) and **days**: how
+many following days to write as well (births, moves, deaths, corrections, opt-outs, shields),
+each as the next sequence. England is 12,000,000 children, 153 councils, sizes `real`.
 
 One task, **write_population_files**, writes every council's children extract and opt-out
 register with their manifests into `REGISTRY_SYNC_HOME/landing/`, the national register into
@@ -14,9 +17,10 @@ register with their manifests into `REGISTRY_SYNC_HOME/landing/`, the national r
 zone). The same parameters write byte-identical files, so a re-run changes nothing; the next
 `registry_sync` run picks the extracts up.
 
-Nobody in the population is real: NHS numbers come from the 999 test range, phone numbers from
-Ofcom's drama ranges. Even so XCom carries counts only: rows, children, opt-outs, shielded,
-movers and defects per council and day.
+Nobody in the population is real: NHS numbers come from the 999 test range (with `nhs_range`
+`auto`, a population too big for it also gets numbers starting 986-998, never issued to patients
+but not reserved), phone numbers from Ofcom's drama ranges. Even so XCom carries counts only:
+rows, children, opt-outs, shielded, movers and defects per council and day.
 """
 
 from __future__ import annotations
@@ -38,7 +42,15 @@ from airflow.sdk import Param, dag, task
     doc_md=__doc__,
     params={
         "children": Param(3000, type="integer", minimum=0, description="children in all councils"),
-        "councils": Param(3, type="integer", minimum=1, maximum=152, description="councils"),
+        "councils": Param(
+            3, type="integer", minimum=1, maximum=153, description="councils (153: all)"
+        ),
+        "sizes": Param(
+            "equal",
+            type="string",
+            enum=["equal", "real"],
+            description="children split equally, or in proportion to each council's real size",
+        ),
         "seed": Param(1, type="integer", minimum=0, description="same seed, same files"),
         "day": Param(
             "2026-11-25",
@@ -61,7 +73,13 @@ from airflow.sdk import Param, dag, task
             type="number",
             minimum=0,
             maximum=1,
-            description="children without an NHS number; 0.1 lets 1,000,000 children fit",
+            description="children without an NHS number",
+        ),
+        "nhs_range": Param(
+            "auto",
+            type="string",
+            enum=["auto", "test", "extended"],
+            description="999 test range; auto adds synthetic 986-998 numbers when it is too small",
         ),
     },
 )
@@ -84,6 +102,8 @@ def generate_synthetic_population():
             reference_date=dt.date.fromisoformat(params["day"]),
             defect_rate=float(params["defect_rate"]),
             missing_nhs_rate=float(params["missing_nhs_rate"]),
+            sizes=str(params.get("sizes", "equal")),
+            nhs_range=str(params.get("nhs_range", "auto")),
         )
         summaries = write_days(config, int(params["days"]), home / "landing", home / "truth")
         for summary in summaries:

@@ -9,7 +9,10 @@ and ground truth); `write_population` writes them as councils would drop them, w
 plus the national opt-out register, and the ground truth to Parquet outside the landing zone.
 `first_day`/`next_day` move a population on by a day (births, moves, leavers, deaths, corrections,
 opt-outs, shields) and `write_days` drops day 0 and the following days as rising sequences.
-NHS numbers come only from the test range starting 999 and phone numbers from Ofcom's drama ranges.
+NHS numbers come from the test range starting 999 (a population too big for it also gets synthetic
+986-998 numbers, never issued to patients) and phone numbers from Ofcom's drama ranges. `COUNCILS`
+holds all 153 English councils with children's services; `sizes="real"` splits a population in
+proportion to their numbers of children.
 """
 
 from synthetic_data.councils import COUNCILS, Council, council_by_code

@@ -5,7 +5,10 @@ draw coming from a generator seeded by (config.seed, k). Nothing is read back fr
 is re-derived from its config by replaying days 1..k in memory, so a day can be made again exactly
 after the pipeline has moved earlier extracts out of the drop zone, and no day depends on files
 someone may have edited. The cost is memory: a multi-day run holds every council of one day at
-once (day 0 alone streams, through `write_population`).
+once (day 0 alone streams, through `write_population`), unless told otherwise:
+`next_day(..., release=True)` lets each of yesterday's councils go as soon as today's is made, and
+`spill=folder` keeps each council in an Arrow file, memory-mapped when read, so `write_days` holds
+one council at a time.
 
     >>> day0 = first_day(PopulationConfig(children=60, councils=2))
     >>> day1 = next_day(day0)
@@ -19,6 +22,7 @@ import dataclasses
 import datetime
 import numbers
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -133,13 +137,50 @@ class CouncilDay:
 
     def to_batch(self) -> CouncilBatch:
         """Return the council as a `CouncilBatch` (pandas frames over the same tables)."""
-        return CouncilBatch(
-            council=self.council,
-            extract=self.extract.to_pandas(),
-            optouts=self.optouts.to_pandas(),
-            truth=self.truth.to_pandas(),
-            tables=(self.extract, self.optouts, self.truth),
-        )
+        return CouncilBatch(council=self.council, tables=(self.extract, self.optouts, self.truth))
+
+
+class SpilledCouncilDay:
+    """A `CouncilDay` whose extract and truth wait in Arrow files, memory-mapped at each read.
+
+    Reading costs no copy: the table's buffers are the file's pages, mapped while the table is
+    used and let go with it, so a day of these holds one council in memory at a time.
+    """
+
+    def __init__(self, day: CouncilDay, folder: Path, tag: str) -> None:
+        self.council = day.council
+        self.optouts = day.optouts  # registers are small (a few per cent of rows) and grow
+        self.issued_local_ids = day.issued_local_ids
+        self._paths = {}
+        for name, table in (("extract", day.extract), ("truth", day.truth)):
+            path = folder / f"{tag}_{day.council.gss_code}_{name}.arrow"
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+                out.write_table(table)
+            self._paths[name] = path
+
+    def _read(self, name: str) -> pa.Table:
+        with pa.memory_map(str(self._paths[name])) as source:
+            return pa.ipc.open_file(source).read_all()
+
+    @property
+    def extract(self) -> pa.Table:
+        """contract.CHILDREN_COLUMNS, read from its file."""
+        return self._read("extract")
+
+    @property
+    def truth(self) -> pa.Table:
+        """population.TRUTH_SCHEMA, read from its file."""
+        return self._read("truth")
+
+    def to_batch(self) -> CouncilBatch:
+        """Return the council as a `CouncilBatch` (tables read into memory)."""
+        return CouncilDay(
+            self.council, self.extract, self.optouts, self.truth, self.issued_local_ids
+        ).to_batch()
+
+
+def _spill(day: CouncilDay, folder: Path, tag: object) -> SpilledCouncilDay:
+    return SpilledCouncilDay(day, folder, str(tag))
 
 
 @dataclass
@@ -149,7 +190,7 @@ class PopulationDay:
     config: PopulationConfig
     changes: DailyChanges
     day: int  # 0 for the generated population, k for k days later
-    councils: tuple[CouncilDay, ...]
+    councils: tuple[CouncilDay | SpilledCouncilDay, ...]
     national: pa.Table  # the national opt-out register, cumulative, sorted by NHS number
     events: pa.Table  # EVENT_SCHEMA: what changed since the day before (empty on day 0)
     issued_child_ids: int  # true child ids T000000001..this exist
@@ -177,22 +218,27 @@ class PopulationDay:
         return {kind: kinds.count(kind) for kind in EVENT_KINDS if kind in kinds}
 
 
-def first_day(config: PopulationConfig, changes: DailyChanges | None = None) -> PopulationDay:
+def first_day(
+    config: PopulationConfig, changes: DailyChanges | None = None, *, spill: Path | None = None
+) -> PopulationDay:
     """Return day 0: `generate_population(config)` held in memory, ready for `next_day`.
 
     Args:
         config: the population.
         changes: what `next_day` applies each day (default `DailyChanges()`).
+        spill: a folder to keep the councils in as Arrow files instead of memory (see
+            `SpilledCouncilDay`); the caller removes it when done.
 
     Returns:
         The population on `config.reference_date`, with sequence 1.
     """
     plan = _make_plan(config)
-    councils = []
+    councils: list[CouncilDay | SpilledCouncilDay] = []
     for batch in generate_population(config):
         extract, optouts, truth = batch.tables
         issued = pc.count_distinct(truth["true_child_id"]).as_py()
-        councils.append(CouncilDay(batch.council, extract, optouts, truth, issued))
+        made = CouncilDay(batch.council, extract, optouts, truth, issued)
+        councils.append(_spill(made, spill, 0) if spill else made)
     return PopulationDay(
         config=config,
         changes=changes or DailyChanges(),
@@ -212,7 +258,7 @@ def population_on_day(
     """Return the population `day` days after the reference date, replaying every day before it."""
     state = first_day(config, changes)
     for _ in range(day):
-        state = next_day(state)
+        state = next_day(state, release=True)  # the days before are not returned
     return state
 
 
@@ -300,7 +346,13 @@ class _Events:
 # --- one day ----------------------------------------------------------------------------------
 
 
-def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> PopulationDay:
+def next_day(
+    yesterday: PopulationDay,
+    changes: DailyChanges | None = None,
+    *,
+    release: bool = False,
+    spill: Path | None = None,
+) -> PopulationDay:
     """Return the population one day later, its extracts as the next snapshot of every council.
 
     In order: children who turned 18 (care leavers 25), died or moved away leave every council;
@@ -313,12 +365,41 @@ def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> P
     Args:
         yesterday: the population the day before (`first_day` or an earlier `next_day`).
         changes: what happens today; default `yesterday.changes`.
+        release: hand yesterday's councils over: each is dropped as soon as today's is made and
+            `yesterday` is left with none, so memory peaks at one day and one council instead of
+            two days. For callers that move on and never look back (`write_days`).
+        spill: a folder to keep today's councils in as Arrow files (see `SpilledCouncilDay`);
+            with `release`, yesterday's files there are removed once today is made. The caller
+            removes the folder when done.
 
     Returns:
         Today's population; `events` says who changed and how.
 
     Raises:
-        ValueError: births need more NHS numbers than the test range has left.
+        ValueError: births need more NHS numbers than the population's ranges have left.
+    """
+    olds: list[CouncilDay | None] = list(yesterday.councils)
+    if release:
+        yesterday.councils = ()
+    today = _next_day(yesterday, changes, olds, spill)
+    if release and spill is not None:
+        del olds
+        for path in spill.glob(f"{yesterday.day}_*.arrow"):
+            path.unlink()
+    return today
+
+
+def _next_day(
+    yesterday: PopulationDay,
+    changes: DailyChanges | None,
+    olds: list[CouncilDay | None],
+    spill: Path | None = None,
+) -> PopulationDay:
+    """`next_day`, reading yesterday's councils from `olds` and emptying it as it goes.
+
+    With `spill`, every council made (halfway and at the end) is written to an Arrow file in that
+    folder and read back from it when used (`SpilledCouncilDay`), so one council is in memory at
+    a time, not a day.
     """
     config = yesterday.config
     changes = changes or yesterday.changes
@@ -329,7 +410,6 @@ def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> P
     plan = yesterday.plan if yesterday.plan is not None else _make_plan(config)
     events = _Events()
     minimum = changes.min_per_council
-    olds = yesterday.councils
     codes = [cd.council.gss_code for cd in olds]
     ids = [_ids(cd.truth) for cd in olds]
 
@@ -368,11 +448,18 @@ def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> P
         dest = (c + rng.integers(1, len(olds), k)) % len(olds) if k else chosen
         moves.append((unique[chosen], first[chosen], dest))
     gone = np.concatenate([aged_out, *died, *away])
+    # Movers' rows are taken now, so each council of yesterday can go once today's is made.
+    movers = [
+        (cd.extract.take(pa.array(first_rows)), cd.truth.take(pa.array(first_rows)))
+        for cd, (_, first_rows, _) in zip(olds, moves, strict=True)
+    ]
 
     # 2. Per council: leavers out, corrections, arrivals, births.
     used_nhs, issued_children = yesterday.used_nhs_numbers, yesterday.issued_child_ids
-    middle: list[CouncilDay] = []
-    for c, (cd, row_ids) in enumerate(zip(olds, ids, strict=True)):
+    middle: list[CouncilDay | None] = []
+    for c, row_ids in enumerate(ids):
+        cd = olds[c]
+        olds[c] = None
         code = cd.council.gss_code
         moving_out, _, dest = moves[c]
         for kind, who in (
@@ -390,13 +477,13 @@ def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> P
         issued_local = cd.issued_local_ids
         parts_e, parts_t = [extract], [truth]
         arriving = [
-            (s, moves[s][1][moves[s][2] == c], moves[s][0][moves[s][2] == c])
+            (s, np.flatnonzero(moves[s][2] == c), moves[s][0][moves[s][2] == c])
             for s in range(len(olds))
         ]
         for s, rows, who in arriving:
             if len(rows) == 0:
                 continue
-            e, t = _arrive(rng, olds[s], rows, cd.council, pools, ref, issued_local)
+            e, t = _arrive(rng, movers[s], rows, cd.council, pools, ref, issued_local)
             issued_local += len(rows)
             parts_e.append(e)
             parts_t.append(t)
@@ -426,31 +513,29 @@ def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> P
             optouts = pa.concat_tables([cd.optouts, o])
         else:
             optouts = cd.optouts
-        middle.append(
-            CouncilDay(
-                cd.council,
-                pa.concat_tables(parts_e),
-                optouts,
-                pa.concat_tables(parts_t),
-                issued_local,
-            )
+        made = CouncilDay(
+            cd.council, pa.concat_tables(parts_e), optouts, pa.concat_tables(parts_t), issued_local
         )
+        middle.append(_spill(made, spill, f"{day}-middle") if spill else made)
+        del cd, extract, truth, parts_e, parts_t, made
 
     # 3. New opt-outs (council and national) and new shields, then flags on every council's rows.
     new_council_optouts: list[np.ndarray] = []
     new_national: list[np.ndarray] = []
     shield_rows: list[np.ndarray] = []
+    shielded_now: list[np.ndarray] = []
     for cd in middle:
         code = cd.council.gss_code
-        row_ids = _ids(cd.truth)
+        truth = cd.truth  # a spilled council reads its file at each access: read it once
+        row_ids = _ids(truth)
         unique, first = _first_rows(row_ids)
         population = len(unique)
-        candidates = ~_bools(cd.truth, "opted_out_council")[first]
+        candidates = ~_bools(truth, "opted_out_council")[first]
         k = _count(changes.optout_rate, population, int(candidates.sum()), minimum)
         chosen = _choose(rng, np.flatnonzero(candidates), k)
         new_council_optouts.append(unique[chosen])
         events.add(unique[chosen], code, "opted_out_council")
-        listed = cd.truth.take(pa.array(first[chosen]))
+        listed = truth.take(pa.array(first[chosen]))
         has_nhs = pc.not_equal(listed["nhs_number"], "")
         register = pa.table(
             {
@@ -462,41 +547,43 @@ def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> P
         ).select(list(contract.OPTOUT_COLUMNS))
         cd.optouts = pa.concat_tables([cd.optouts, register])
 
-        nhs = pc.not_equal(cd.truth["nhs_number"], "").to_numpy(zero_copy_only=False)
-        candidates = (nhs & ~_bools(cd.truth, "opted_out_national"))[first]
+        nhs = pc.not_equal(truth["nhs_number"], "").to_numpy(zero_copy_only=False)
+        candidates = (nhs & ~_bools(truth, "opted_out_national"))[first]
         candidates &= ~np.isin(unique, np.concatenate([np.zeros(0, np.int64), *new_national]))
         k = _count(changes.national_optout_rate, population, int(candidates.sum()), minimum)
         chosen = _choose(rng, np.flatnonzero(candidates), k)
         new_national.append(unique[chosen])
         events.add(unique[chosen], code, "opted_out_national")
 
-        shielded = _bools(cd.truth, "shielded")
+        shielded = _bools(truth, "shielded")
         candidates = ~shielded[first]
         k = _count(changes.shield_rate, population, int(candidates.sum()), minimum)
         chosen = _choose(rng, np.flatnonzero(candidates), k)
         household = A.concat(
-            cd.truth["address"].combine_chunks(),
+            truth["address"].combine_chunks(),
             "|",
-            _column(cd.truth, "postcode"),
+            _column(truth, "postcode"),
             "|",
-            _column(cd.truth, "family_name"),
+            _column(truth, "family_name"),
         )
         homes = A.take(household, first[chosen])
         rows = pc.is_in(household, value_set=homes).to_numpy(zero_copy_only=False) & ~shielded
         shield_rows.append(rows)
-        events.add(np.unique(row_ids[rows]), code, "shielded")
+        shielded_now.append(np.unique(row_ids[rows]))
+        events.add(shielded_now[-1], code, "shielded")
+        del truth, household
 
     national_ids = np.concatenate([np.zeros(0, np.int64), *new_national])
     optout_ids = np.concatenate([national_ids, *new_council_optouts])
-    shielded_ids = np.concatenate(
-        [np.zeros(0, np.int64)]
-        + [np.unique(_ids(cd.truth)[r]) for cd, r in zip(middle, shield_rows, strict=True)]
-    )
+    shielded_ids = np.concatenate([np.zeros(0, np.int64), *shielded_now])
     national_numbers = []
     councils = []
-    for cd, own, rows in zip(middle, new_council_optouts, shield_rows, strict=True):
-        row_ids = _ids(cd.truth)
-        truth = _where(cd.truth, "opted_out_council", np.isin(row_ids, own), True)
+    for c, (own, rows) in enumerate(zip(new_council_optouts, shield_rows, strict=True)):
+        cd = middle[c]
+        middle[c] = None
+        before = cd.truth
+        row_ids = _ids(before)
+        truth = _where(before, "opted_out_council", np.isin(row_ids, own), True)
         national = np.isin(row_ids, national_ids)
         truth = _where(truth, "opted_out_national", national, True)
         truth = _where(truth, "opted_out_any", np.isin(row_ids, optout_ids), True)
@@ -505,10 +592,12 @@ def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> P
         extract = _where(cd.extract, "shielded", rows, "Y")
         national_numbers.append(
             _column(truth, "nhs_number").filter(
-                pa.array(national & ~_bools(cd.truth, "opted_out_national"))
+                pa.array(national & ~_bools(before, "opted_out_national"))
             )
         )
-        councils.append(dataclasses.replace(cd, extract=extract, truth=truth))
+        today_council = CouncilDay(cd.council, extract, cd.optouts, truth, cd.issued_local_ids)
+        councils.append(_spill(today_council, spill, day) if spill else today_council)
+        del cd, before, truth, extract
     added = pc.unique(pa.concat_arrays([A.strings([]), *national_numbers]))
     register = pa.concat_tables(
         [
@@ -519,6 +608,9 @@ def next_day(yesterday: PopulationDay, changes: DailyChanges | None = None) -> P
         ]
     )
     register = register.take(pc.sort_indices(register, [("nhs_number", "ascending")]))
+    if spill is not None:
+        for path in spill.glob(f"{day}-middle_*.arrow"):
+            path.unlink()
     return PopulationDay(
         config=config,
         changes=changes,
@@ -565,7 +657,7 @@ def _correct(
 
 def _arrive(
     rng: np.random.Generator,
-    source: CouncilDay,
+    source: tuple[pa.Table, pa.Table],
     rows: np.ndarray,
     council: Council,
     pools: dict,
@@ -574,11 +666,13 @@ def _arrive(
 ) -> tuple[pa.Table, pa.Table]:
     """Return extract and truth rows of children arriving from `source` (its rows `rows`).
 
+    `source` is the (extract, truth) rows of the children leaving another council today.
+
     Each keeps its true identity and gets a new local id, address, school and GP here; the new
     council sends it unshielded (it has not been told), with no notes and no defects.
     """
     m = len(rows)
-    old_e, old_t = source.extract.take(pa.array(rows)), source.truth.take(pa.array(rows))
+    old_e, old_t = source[0].take(pa.array(rows)), source[1].take(pa.array(rows))
     address, street = _street_addresses(rng, m, pools)
     postcode = A.take(pools["postcode"], street)
     practice = _practices(rng, m, pools)
@@ -636,9 +730,9 @@ def _births(
     numbers = plan.nhs_pool[used_nhs : used_nhs + with_nhs]
     if len(numbers) < with_nhs:
         raise ValueError(
-            f"births need {with_nhs:,} more NHS numbers but the test range 999 000 0000-"
-            f"999 999 9999 has only {len(numbers):,} left: fewer children, fewer days, or a "
-            "higher missing_nhs_rate"
+            f"births need {with_nhs:,} more NHS numbers but the population's ranges have only "
+            f"{len(numbers):,} left: nhs_range 'extended' (test range and synthetic prefixes), "
+            "fewer children, fewer days, or a higher missing_nhs_rate"
         )
     councils = len(plan.councils)
     sizes = np.zeros(councils, dtype=np.int64)

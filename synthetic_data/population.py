@@ -101,7 +101,18 @@ TRUTH_SCHEMA = pa.schema(
     ]
 )
 
-NHS_TEST_FIRST = 999_000_000  # first nine digits of the lowest test NHS number
+NHS_TEST_PREFIX = 999  # PDS's test range 999 000 0000-999 999 9999: never issued to a patient
+NHS_TEST_FIRST = NHS_TEST_PREFIX * 1_000_000  # first nine digits of the lowest test NHS number
+# Used only when a population outgrows the test range (England has about 12 million children;
+# the range holds 909,091 valid numbers). Synthetic, not reserved: nothing sets these aside for
+# testing, but no patient is issued one. England and Wales issue 400-499 and 600-799 (England
+# lately 3xx too), Scotland's CHI numbers run 010-311 (a date of birth first), Northern Ireland
+# has 320-399; 9xx is outside all of them. NHS test environments do use 9xx numbers for their own
+# synthetic patients, who are not real either. The truth file marks every child synthetic anyway.
+SYNTHETIC_NHS_PREFIXES: tuple[int, ...] = tuple(range(986, 999))  # 13 prefixes, ~11.8 million
+_SYNTHETIC_PREFIX_RANGE = range(900, 999)  # a configured prefix must lie here
+NHS_RANGES = ("auto", "test", "extended")
+COUNCIL_SIZES = ("equal", "real")
 CARE_LEAVER_SHARE = 0.01  # share of each council's children who are care leavers aged 18-24
 DAYS_PER_YEAR = 365.25
 _MAX_CHILD_DAYS = 6570  # just under 18 years
@@ -113,13 +124,21 @@ _STREAM_PLAN, _STREAM_COUNCIL = 0, 1000
 class PopulationConfig:
     """What population to generate; validated on creation, reporting every problem at once.
 
-    Children with an NHS number get distinct numbers from the test range only, which holds
-    909,091 valid numbers: above about 937,000 children raise `missing_nhs_rate` (1,000,000
-    children fit with 0.1).
+    Children with an NHS number get distinct numbers; never two children the same one.
+    `nhs_range` says from where: "test" only from the test range 999 000 0000-999 999 9999,
+    which holds 909,091 valid numbers (above about 937,000 children raise `missing_nhs_rate`);
+    "extended" from the test range and the `synthetic_nhs_prefixes` (986-998 by default: never
+    issued to patients, but not reserved either, see SYNTHETIC_NHS_PREFIXES); "auto" (default)
+    from the test range while the population fits in it, as "extended" when it does not. A config
+    whose numbers cannot fit is refused, naming what to change.
+
+    `sizes` "equal" splits the children evenly between the councils; "real" in proportion to
+    each council's approximate number of children (`Council.children_approx`), so
+    `PopulationConfig(children=12_000_000, councils=len(COUNCILS), sizes="real")` is England.
     """
 
     children: int = 3000
-    councils: int = 3  # how many councils, taken in order from councils.COUNCILS
+    councils: int = 3  # how many councils, taken in order from councils.COUNCILS (153: all)
     seed: int = 1
     reference_date: datetime.date = datetime.date(2026, 11, 25)  # "today"; the clock is never read
     optout_rate: float = 0.02  # per-council opt-out register
@@ -130,6 +149,9 @@ class PopulationConfig:
     notes_rate: float = 0.3  # share of rows with a non-empty notes cell
     notes_pii_rate: float = 0.3  # share of non-empty notes that carry personal data
     defect_rate: float = 0.003  # per defect kind, per row: ~2% of rows, under the 5% file limit
+    sizes: str = "equal"  # COUNCIL_SIZES: "equal" or "real" (in proportion to real councils)
+    nhs_range: str = "auto"  # NHS_RANGES: "auto", "test" (999 only) or "extended"
+    synthetic_nhs_prefixes: tuple[int, ...] = SYNTHETIC_NHS_PREFIXES  # for "extended" (or "auto")
 
     def __post_init__(self) -> None:
         problems = _config_problems(self)
@@ -139,14 +161,29 @@ class PopulationConfig:
 
 @dataclass
 class CouncilBatch:
-    """One council's extract, opt-out register and ground truth (one truth row per extract row)."""
+    """One council's extract, opt-out register and ground truth (one truth row per extract row).
+
+    The Arrow tables are the batch; the pandas frames are made from them on first use (and kept),
+    so the writer, which uses only the tables, never pays for them.
+    """
 
     council: Council
-    extract: pd.DataFrame  # contract.CHILDREN_COLUMNS, all str, blanks as ""
-    optouts: pd.DataFrame  # contract.OPTOUT_COLUMNS
-    truth: pd.DataFrame  # TRUTH_COLUMNS, aligned row by row with `extract`
-    tables: tuple[pa.Table, ...] = field(repr=False, compare=False, default=())
-    """(extract, optouts, truth) as the Arrow tables the frames wrap; the writer uses these."""
+    tables: tuple[pa.Table, pa.Table, pa.Table] = field(repr=False)  # (extract, optouts, truth)
+
+    @functools.cached_property
+    def extract(self) -> pd.DataFrame:
+        """contract.CHILDREN_COLUMNS, all str, blanks as ""."""
+        return self.tables[0].to_pandas()
+
+    @functools.cached_property
+    def optouts(self) -> pd.DataFrame:
+        """contract.OPTOUT_COLUMNS."""
+        return self.tables[1].to_pandas()
+
+    @functools.cached_property
+    def truth(self) -> pd.DataFrame:
+        """TRUTH_COLUMNS, aligned row by row with `extract`."""
+        return self.tables[2].to_pandas()
 
 
 def _config_problems(config: PopulationConfig) -> list[str]:
@@ -180,30 +217,98 @@ def _config_problems(config: PopulationConfig) -> list[str]:
         value = getattr(config, name)
         if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
             problems.append(f"{name} must be a number from 0 to 1, not {value!r}")
+    if config.sizes not in COUNCIL_SIZES:
+        problems.append(f"sizes must be one of {', '.join(COUNCIL_SIZES)}, not {config.sizes!r}")
+    if config.nhs_range not in NHS_RANGES:
+        problems.append(
+            f"nhs_range must be one of {', '.join(NHS_RANGES)}, not {config.nhs_range!r}"
+        )
+    problems.extend(_prefix_problems(config.synthetic_nhs_prefixes))
     if not problems:
-        sizes = _council_sizes(config)
-        needed = int((sizes - _missing_counts(config, sizes)).sum())
-        capacity = len(test_nhs_numbers())
+        needed = _needed_nhs_numbers(config)
+        prefixes = nhs_prefixes(config)
+        capacity = sum(count_valid_nhs_numbers(p) for p in prefixes)
         if needed > capacity:
+            where = ", ".join(f"{p}" for p in prefixes)
+            fix = (
+                "set nhs_range to 'auto' or 'extended', "
+                if config.nhs_range == "test"
+                else "add synthetic_nhs_prefixes (900-998), "
+            )
             problems.append(
-                f"{needed:,} children need an NHS number but the test range 999 000 0000-"
-                f"999 999 9999 holds only {capacity:,} valid numbers: lower children or raise "
-                "missing_nhs_rate"
+                f"{needed:,} children need an NHS number but the ranges starting {where} hold "
+                f"only {capacity:,} valid numbers, and no number is ever given twice: {fix}"
+                "lower children or raise missing_nhs_rate"
             )
     return problems
 
 
+def _prefix_problems(prefixes: object) -> list[str]:
+    if not isinstance(prefixes, tuple) or not all(
+        isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in prefixes
+    ):
+        return [f"synthetic_nhs_prefixes must be a tuple of 3-digit integers, not {prefixes!r}"]
+    problems = []
+    outside = [p for p in prefixes if p not in _SYNTHETIC_PREFIX_RANGE]
+    if outside:
+        problems.append(
+            f"synthetic_nhs_prefixes must lie in 900-998, outside every range issued to patients "
+            f"and apart from the 999 test range, not {outside}"
+        )
+    if len(set(prefixes)) != len(prefixes):
+        problems.append(f"synthetic_nhs_prefixes must not repeat a prefix: {prefixes}")
+    return problems
+
+
+def _needed_nhs_numbers(config: PopulationConfig) -> int:
+    sizes = _council_sizes(config)
+    return int((sizes - _missing_counts(config, sizes)).sum())
+
+
+def nhs_prefixes(config: PopulationConfig) -> tuple[int, ...]:
+    """Return the first three digits of the NHS numbers `config` draws from, test range first.
+
+    "auto" adds the synthetic prefixes only when the children needing a number outnumber the
+    test range's valid numbers, so every population that fits keeps the test range alone.
+    """
+    extended = (NHS_TEST_PREFIX, *config.synthetic_nhs_prefixes)
+    if config.nhs_range == "extended":
+        return extended
+    if config.nhs_range == "auto":
+        fits = _needed_nhs_numbers(config) <= count_valid_nhs_numbers(NHS_TEST_PREFIX)
+        return (NHS_TEST_PREFIX,) if fits else extended
+    return (NHS_TEST_PREFIX,)
+
+
 @functools.cache
-def test_nhs_numbers() -> np.ndarray:
-    """Return every valid NHS number of the test range 999 000 0000 to 999 999 9999, ascending."""
-    first_nine = NHS_TEST_FIRST + np.arange(1_000_000, dtype=np.int64)
+def count_valid_nhs_numbers(prefix: int) -> int:
+    """Return how many valid NHS numbers start with the three digits `prefix` (about 909,000)."""
+    return len(_valid_nhs_numbers(prefix))
+
+
+def _valid_nhs_numbers(prefix: int) -> np.ndarray:
+    first_nine = prefix * 1_000_000 + np.arange(1_000_000, dtype=np.int64)
     total = np.zeros(len(first_nine), dtype=np.int64)
     for position, weight in enumerate(NHS_WEIGHTS):
         total += (first_nine // 10 ** (8 - position)) % 10 * weight
     check = 11 - total % 11
     check[check == 11] = 0
     valid = check != 10  # no check digit exists for these nine digits
-    numbers = first_nine[valid] * 10 + check[valid]
+    return first_nine[valid] * 10 + check[valid]
+
+
+def nhs_number_pool(config: PopulationConfig) -> np.ndarray:
+    """Return every valid NHS number `config` may give out, ascending (see `nhs_prefixes`)."""
+    prefixes = sorted(nhs_prefixes(config))
+    if prefixes == [NHS_TEST_PREFIX]:
+        return test_nhs_numbers()
+    return np.concatenate([_valid_nhs_numbers(p) for p in prefixes])
+
+
+@functools.cache
+def test_nhs_numbers() -> np.ndarray:
+    """Return every valid NHS number of the test range 999 000 0000 to 999 999 9999, ascending."""
+    numbers = _valid_nhs_numbers(NHS_TEST_PREFIX)
     numbers.setflags(write=False)
     return numbers
 
@@ -256,6 +361,9 @@ def _rng(config: PopulationConfig, stream: int) -> np.random.Generator:
 
 
 def _council_sizes(config: PopulationConfig) -> np.ndarray:
+    if config.sizes == "real":
+        weights = [c.children_approx for c in COUNCILS[: config.councils]]
+        return _largest_remainder(config.children, np.array(weights, dtype=np.float64))
     base, extra = divmod(config.children, config.councils)
     return np.array([base + (c < extra) for c in range(config.councils)], dtype=np.int64)
 
@@ -280,7 +388,7 @@ def _make_plan(config: PopulationConfig) -> _Plan:
     missing = _missing_counts(config, sizes)
     with_nhs = sizes - missing
     nhs_offsets = np.concatenate([[0], np.cumsum(with_nhs)])
-    pool = rng.permutation(test_nhs_numbers())
+    pool = rng.permutation(nhs_number_pool(config))
     allocated = int(nhs_offsets[-1])
     national = rng.random(allocated) < config.national_optout_rate
     spare = pool[allocated:]
@@ -368,13 +476,7 @@ def _generate_council(
     leaving = _choose_movers(config, plan, c, rng, home)
     people = _join_blocks([home, _arrivals(rng, arriving, pools, ref)])
     extract, truth, optouts = _render_council(config, rng, council, people, pools, ref)
-    batch = CouncilBatch(
-        council=council,
-        extract=extract.to_pandas(),
-        optouts=optouts.to_pandas(),
-        truth=truth.to_pandas(),
-        tables=(extract, optouts, truth),
-    )
+    batch = CouncilBatch(council=council, tables=(extract, optouts, truth))
     return batch, leaving
 
 

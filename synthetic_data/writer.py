@@ -5,7 +5,8 @@ Layout (extract contract v1), with the reference date 2026-11-25:
     landing/<GSS code>/children_20261125_0001.csv (+ .manifest.json)
     landing/<GSS code>/optout_20261125_0001.csv   (+ .manifest.json)
     landing/national/optout_20261125_0001.csv     (+ .manifest.json)
-    truth_dir/children.parquet                    ground truth, never inside landing
+    truth_dir/children.parquet                    ground truth, never inside landing, marked
+                                                  synthetic in its metadata (SYNTHETIC_MARK)
 
 Later days (`write_days`) add the next snapshot of every file, sequence + 1, named from that day
 (children_20261126_0002.csv ...), and their truth beside day 0's: children_20261126.parquet and
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +45,10 @@ from synthetic_data.population import (
 from transforms import contract
 
 TRUTH_FILE_NAME = "children.parquet"
+# In every truth and events file's Parquet metadata: whoever finds the file knows what it holds.
+SYNTHETIC_MARK = {
+    b"synthetic": b"true: every row is a synthetic child made by synthetic_data, not a real person"
+}
 _CSV_CHUNK_ROWS = 65_536  # rows encoded at a time: bounds memory and keeps Arrow offsets 32-bit
 _COMMA, _NEWLINE, _EMPTY = (pa.scalar(v, A.STRING) for v in (",", "\n", ""))
 _QUOTE_TRIGGERS = (",", '"', "\n", "\r")  # a value holding any of these is quoted
@@ -315,7 +321,7 @@ def write_population(
     # One thread writes council c while the caller's thread generates council c + 1; Arrow and
     # numpy release the GIL, so two cores are used. At most two councils are held in memory.
     with (
-        pq.ParquetWriter(truth_path, TRUTH_SCHEMA) as truth_writer,
+        pq.ParquetWriter(truth_path, TRUTH_SCHEMA.with_metadata(SYNTHETIC_MARK)) as truth_writer,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") as pool,
     ):
         writing: Future | None = None
@@ -376,7 +382,7 @@ def write_day(
     truth_dir.mkdir(parents=True, exist_ok=True)
     truth_path = truth_dir / truth_file_name(day.date, day.day)
     counts = []
-    with pq.ParquetWriter(truth_path, TRUTH_SCHEMA) as truth_writer:
+    with pq.ParquetWriter(truth_path, TRUTH_SCHEMA.with_metadata(SYNTHETIC_MARK)) as truth_writer:
         for cd in day.councils:
             tables = (cd.extract, cd.optouts, cd.truth)
             _write_council(cd.council, tables, landing, day.created_at, day.sequence, truth_writer)
@@ -392,7 +398,8 @@ def write_day(
         sequence=day.sequence,
     )
     if day.day:
-        pq.write_table(day.events, truth_dir / events_file_name(day.date))
+        events = day.events.replace_schema_metadata(SYNTHETIC_MARK)
+        pq.write_table(events, truth_dir / events_file_name(day.date))
     return SynthSummary(
         councils=tuple(counts),
         national_optouts=day.national.num_rows,
@@ -415,8 +422,9 @@ def write_days(
     """Write day 0 and `days` following days into the same landing zone, as rising sequences.
 
     The pipeline loads them in sequence order, so all days may sit in the drop zone at once. With
-    `days` 0 this is `write_population` (one council in memory at a time); otherwise one whole day
-    is held in memory.
+    `days` 0 this is `write_population`; otherwise each day's councils wait in Arrow files in a
+    temporary folder inside `truth_dir` (removed at the end), so either way about one council is
+    in memory at a time, whatever the population's size.
 
     Args:
         config: the population on day 0.
@@ -437,9 +445,15 @@ def write_days(
     if days == 0:
         return [write_population(config, landing, truth_dir, progress)]
     _check_truth_outside_landing(Path(landing), Path(truth_dir))
-    state = first_day(config, changes)
-    summaries = [write_day(state, landing, truth_dir, progress)]
-    for _ in range(days):
-        state = next_day(state)
-        summaries.append(write_day(state, landing, truth_dir, progress))
+    Path(truth_dir).mkdir(parents=True, exist_ok=True)
+    # Each day's councils wait in Arrow files beside the truth (never in landing), one council
+    # in memory at a time; the folder goes when the days are written.
+    with tempfile.TemporaryDirectory(prefix=".days-", dir=truth_dir) as folder:
+        spill = Path(folder)
+        state = first_day(config, changes, spill=spill)
+        summaries = [write_day(state, landing, truth_dir, progress)]
+        for _ in range(days):
+            state = next_day(state, release=True, spill=spill)  # yesterday is written
+            summaries.append(write_day(state, landing, truth_dir, progress))
+        del state
     return summaries

@@ -50,16 +50,27 @@ def test_params_default_to_the_demo_population(dag):
         "days": 0,
         "defect_rate": 0.003,
         "missing_nhs_rate": 0.03,
+        "sizes": "equal",
+        "nhs_range": "auto",
     }
     config = PopulationConfig()  # the DAG's defaults are the config's
     assert (config.children, config.councils, config.seed) == (3000, 3, 1)
     assert (config.defect_rate, config.missing_nhs_rate) == (0.003, 0.03)
+    assert (config.sizes, config.nhs_range) == ("equal", "auto")
     assert config.reference_date.isoformat() == "2026-11-25"
 
 
 @pytest.mark.parametrize(
     ("name", "bad"),
-    [("children", -1), ("councils", 0), ("councils", 153), ("defect_rate", 1.5), ("days", -2)],
+    [
+        ("children", -1),
+        ("councils", 0),
+        ("councils", 154),
+        ("defect_rate", 1.5),
+        ("days", -2),
+        ("sizes", "huge"),
+        ("nhs_range", "live"),
+    ],
 )
 def test_params_refuse_out_of_range_values(dag, name, bad):
     from airflow.sdk.exceptions import ParamValidationError

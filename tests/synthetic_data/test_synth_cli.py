@@ -72,9 +72,26 @@ def test_progress_bar_counts_councils_and_rows_only():
         assert step is None
 
 
+def test_when_all_councils_at_real_sizes_then_every_council_in_proportion(tmp_path, capsys):
+    args = ["--home", str(tmp_path), "synth", "--children", "2000", "--councils", "all"]
+    assert main([*args, "--sizes", "real", "--no-progress"]) == 0
+    folders = {p.name for p in (tmp_path / "landing").iterdir()}
+    assert len(folders) == 154 and "national" in folders  # 153 councils and the national register
+    rows = {
+        line.split()[0]: int(line.split()[-6])
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("E")
+    }
+    assert rows["E10000016"] > rows["E08000035"] > rows["E06000017"]  # Kent > Leeds > Rutland
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [(("--days", "-1"), "--days must be 0 or more"), (("--defect-rate", "2"), "defect_rate")],
+    [
+        (("--days", "-1"), "--days must be 0 or more"),
+        (("--defect-rate", "2"), "defect_rate"),
+        (("--children", "1000000", "--nhs-range", "test"), "nhs_range to 'auto' or 'extended'"),
+    ],
 )
 def test_when_arguments_wrong_then_exit_2_with_what_to_fix(tmp_path, capsys, extra, message):
     assert synth(tmp_path, *extra) == 2

@@ -242,6 +242,29 @@ def test_population_on_day_replays_the_same_days():
         )
 
 
+def test_when_released_then_the_same_day_and_yesterday_left_empty():
+    kept = first_day(CONFIG, BUSY)
+    released = first_day(CONFIG, BUSY)
+    a, b = next_day(kept), next_day(released, release=True)
+    assert len(kept.councils) == CONFIG.councils and released.councils == ()
+    assert a.events.equals(b.events) and a.national.equals(b.national)
+    for x, y in zip(a.councils, b.councils, strict=True):
+        assert x.extract.equals(y.extract) and x.truth.equals(y.truth)
+        assert x.optouts.equals(y.optouts) and x.issued_local_ids == y.issued_local_ids
+
+
+def test_when_spilled_then_the_same_days_from_files_and_yesterdays_files_removed(tmp_path):
+    in_memory = next_day(next_day(first_day(CONFIG, BUSY)))
+    day0 = first_day(CONFIG, BUSY, spill=tmp_path)
+    assert len(list(tmp_path.glob("0_*.arrow"))) == 2 * CONFIG.councils
+    day2 = next_day(next_day(day0, release=True, spill=tmp_path), release=True, spill=tmp_path)
+    assert sorted(p.name.split("_")[0] for p in tmp_path.iterdir()) == ["2"] * 2 * CONFIG.councils
+    assert day2.events.equals(in_memory.events) and day2.national.equals(in_memory.national)
+    for x, y in zip(in_memory.councils, day2.councils, strict=True):
+        assert x.extract.equals(y.extract) and x.truth.equals(y.truth)
+        assert x.optouts.equals(y.optouts) and x.issued_local_ids == y.issued_local_ids
+
+
 # --- writing ------------------------------------------------------------------------------------
 
 
@@ -280,6 +303,8 @@ def test_write_days_puts_each_day_in_landing_as_the_next_sequence(tmp_path):
         pq.read_table(tmp_path / "truth/events_20261127.parquet")["event"].to_pylist()
     ) <= set(EVENT_KINDS)
     assert "changes since the day before" in str(summaries[1])
+    for name in truth:  # whoever finds a truth file is told what it holds
+        assert pq.read_schema(tmp_path / "truth" / name).metadata[b"synthetic"].startswith(b"true")
 
 
 def test_day_zero_of_write_days_is_byte_identical_to_write_population(tmp_path):

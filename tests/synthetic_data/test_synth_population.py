@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from stdnum.gb import upn as stdnum_upn
 
+from synthetic_data import population
 from synthetic_data.councils import COUNCILS
 from synthetic_data.notes import PII_TYPES
 from synthetic_data.population import (
@@ -447,7 +448,7 @@ def test_when_config_invalid_then_every_problem_reported_at_once():
     with pytest.raises(ValueError) as error:
         PopulationConfig(
             children=-1,
-            councils=99,
+            councils=999,
             seed=-3,
             optout_rate=1.5,
             defect_rate="x",
@@ -458,10 +459,76 @@ def test_when_config_invalid_then_every_problem_reported_at_once():
         assert field in message
 
 
-def test_when_more_children_than_test_nhs_numbers_then_error_explains():
-    with pytest.raises(ValueError, match="missing_nhs_rate"):
-        PopulationConfig(children=1_000_000)
-    PopulationConfig(children=1_000_000, missing_nhs_rate=0.1)  # fits in the test range
+def test_when_more_children_than_test_nhs_numbers_and_range_test_then_error_explains():
+    with pytest.raises(ValueError, match=r"nhs_range to 'auto' or 'extended'.*missing_nhs_rate"):
+        PopulationConfig(children=1_000_000, nhs_range="test")
+    fits = PopulationConfig(children=1_000_000, missing_nhs_rate=0.1, nhs_range="test")
+    assert population.nhs_prefixes(fits) == (999,)
+
+
+def test_when_population_fits_the_test_range_then_auto_uses_it_alone():
+    assert population.nhs_prefixes(PopulationConfig()) == (999,)
+    assert population.nhs_prefixes(PopulationConfig(children=937_000)) == (999,)
+    synthetic = population.SYNTHETIC_NHS_PREFIXES
+    assert population.nhs_prefixes(PopulationConfig(children=1_000_000)) == (999, *synthetic)
+    assert population.nhs_prefixes(PopulationConfig(nhs_range="extended")) == (999, *synthetic)
+
+
+def test_synthetic_prefixes_are_outside_every_issued_range_and_hold_england():
+    # England and Wales 400-499 and 600-799 (England also 3xx), Scotland 010-311, NI 320-399.
+    issued = set(range(10, 500)) | set(range(600, 800))
+    assert not issued & set(population.SYNTHETIC_NHS_PREFIXES)
+    assert 999 not in population.SYNTHETIC_NHS_PREFIXES
+    england = PopulationConfig(children=12_000_000, councils=len(COUNCILS), sizes="real")
+    capacity = sum(population.count_valid_nhs_numbers(p) for p in population.nhs_prefixes(england))
+    assert capacity >= 12_000_000 > population.count_valid_nhs_numbers(999)
+
+
+def test_when_even_synthetic_ranges_are_too_small_then_error_not_duplicates():
+    with pytest.raises(ValueError, match="no number is ever given twice"):
+        PopulationConfig(children=20_000_000, councils=len(COUNCILS), sizes="real")
+    with pytest.raises(ValueError, match="hold only 1,818,181"):
+        PopulationConfig(children=2_000_000, synthetic_nhs_prefixes=(990,))
+
+
+@pytest.mark.parametrize("prefixes", [(450,), (999,), (990, 990), [990], ("990",)])
+def test_when_synthetic_prefixes_invalid_then_refused(prefixes):
+    with pytest.raises(ValueError, match="synthetic_nhs_prefixes"):
+        PopulationConfig(synthetic_nhs_prefixes=prefixes)
+
+
+@pytest.fixture
+def tiny_ranges(monkeypatch):
+    """Each 3-digit prefix holds only its first 1,000 valid NHS numbers."""
+
+    def first_thousand(prefix: int) -> np.ndarray:
+        return real(prefix)[:1000]
+
+    real = population._valid_nhs_numbers
+    for cached in (population.count_valid_nhs_numbers, population.test_nhs_numbers):
+        cached.cache_clear()
+    monkeypatch.setattr(population, "_valid_nhs_numbers", first_thousand)
+    yield
+    monkeypatch.undo()
+    for cached in (population.count_valid_nhs_numbers, population.test_nhs_numbers):
+        cached.cache_clear()
+
+
+def test_when_population_outgrows_the_test_range_then_numbers_stay_unique(tiny_ranges):
+    config = PopulationConfig(
+        children=2900, councils=3, missing_nhs_rate=0, synthetic_nhs_prefixes=(990, 991)
+    )
+    truth = pd.concat([b.truth for b in generate_population(config)])
+    numbers = truth.drop_duplicates("true_child_id")["nhs_number"]  # movers are in two councils
+    assert len(numbers) == 2900 and numbers.is_unique
+    assert set(numbers.str[:3]) == {"999", "990", "991"}
+    assert nhs_number.is_valid(numbers.iloc[0])
+    with pytest.raises(ValueError, match="hold only 3,000"):
+        PopulationConfig(
+            children=3001, councils=3, missing_nhs_rate=0, synthetic_nhs_prefixes=(990, 991)
+        )
+    with pytest.raises(ValueError, match="hold only 1,000"):
+        PopulationConfig(children=2900, missing_nhs_rate=0, nhs_range="test")
 
 
 def test_reference_date_moves_the_whole_population():
