@@ -7,14 +7,19 @@ Once a day (or when triggered) this DAG picks up every **complete** extract in t
 
 1. **find_extracts** lists complete extracts (opt-out registers and children extracts).
 2. **process_extract**, one mapped task per extract: verify the manifest (checksum, row count,
-   schema version, council code), validate with the Great Expectations suite, pseudonymise
+   schema version, council code); find the lines that changed since the council's last extract
+   (keyed line digests kept in the index: unchanged lines are not read again, lines refused last
+   time are refused again for the same rules); validate the rest with the Great Expectations
+   suite, pseudonymise
    identifiers with a keyed HMAC, scan free-text notes with Presidio and drop them, minimise to
    what `transforms/config/policy.yaml` allows, strip shielded children, and scan every value
    bound for the index once more for personal data. A refused file is moved intact to
    `quarantine/<council>/` with its reason; the council's feedback goes to `outbox/<council>/`.
 3. **load_index** applies the staged files to the index, each file in one transaction:
    opt-outs remove children everywhere, shields are sticky, a snapshot replaces what that council
-   sent before, a file already loaded changes nothing.
+   sent before (rewriting only the children that changed or left), a delta applies only as the
+   next in its council's sequence, a file already loaded changes nothing. A file read against a
+   state of its council that has since changed is left in the drop zone for the next run.
 
 XCom carries file names, counts and rule names only, never a value from an extract. The
 pseudonymisation key comes from the connection `registry_sync_pseudonym_key` (password); the index
@@ -66,17 +71,23 @@ def registry_sync():
     @task(map_index_template="{{ extract_label }}")
     def process_extract(ref: dict) -> dict:
         """Validate, pseudonymise, minimise and stage one extract, or refuse it."""
+        from sqlalchemy import create_engine
+
         from transforms.ingest import ExtractRef
         from transforms.keys import key_for_airflow_task
+        from transforms.load import IndexStore
         from transforms.pipeline import process_extract as run_phase
         from transforms.policy import load_policy
+        from transforms.settings import index_url_for_airflow_task
 
         context = get_current_context()
         context["extract_label"] = f"{ref['folder']}/{ref['file_name']}"  # type: ignore[typeddict-unknown-key]
         run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"])
-        report = run_phase(
-            _paths(), ExtractRef(**ref), key_for_airflow_task(), load_policy(), run_id
-        )
+        paths, policy = _paths(), load_policy()
+        # Read only: the lines the council's contribution already holds are skipped.
+        store = IndexStore(create_engine(index_url_for_airflow_task(paths.home)), policy)
+        report = run_phase(paths, ExtractRef(**ref), key_for_airflow_task(), policy, run_id, store)
+        store.engine.dispose()
         print(
             f"{report.status}: {report.counts}" + (f" ({report.reason})" if report.reason else "")
         )

@@ -211,3 +211,22 @@ def test_opt_out_withdrawal_is_explicit_and_the_next_extract_restores(index_url,
         ("optout_withdrawn", "national"),
         ("optout_withdrawn", A),
     ]
+
+
+def test_deltas_apply_only_in_sequence(index_url, policy):
+    store = IndexStore.from_url(index_url, policy)
+    first = store.load(staged(child_rows(policy, ["p1"], A), A, "d1", extract_kind="delta", seq=1))
+    assert first.status == "refused" and "send a snapshot first" in first.reason
+    store.load(staged(child_rows(policy, ["p1", "p2"], A), A, "a1", seq=1))
+    gap = store.load(staged(child_rows(policy, ["p3"], A), A, "d3", extract_kind="delta", seq=3))
+    assert gap.status == "refused" and "out-of-sequence delta" in gap.reason
+    assert "1 extract(s) in between are missing" in gap.reason
+    nxt = store.load(
+        staged(child_rows(policy, ["p2", "p3"], A, sex="M"), A, "d2", extract_kind="delta", seq=2)
+    )
+    assert nxt.status == "loaded"
+    index = store.index_frame().set_index("child_pseudonym")
+    assert index.index.tolist() == ["p1", "p2", "p3"]  # a delta adds and changes, never removes
+    assert index["sex"].tolist() == ["F", "M", "M"]
+    late = store.load(staged(child_rows(policy, ["p3"], A), A, "d3", extract_kind="delta", seq=3))
+    assert late.status == "loaded"  # the missing delta arrived: the later one now applies

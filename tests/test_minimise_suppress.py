@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from transforms.minimise import KEY_COLUMNS, coarsen, minimise
+from transforms.minimise import KEY_COLUMNS, RETENTION_COLUMNS, coarsen, minimise
 from transforms.suppress import remove_opted_out, strip_shielded
 
 
@@ -37,8 +37,9 @@ def extract_rows(**overrides):
 
 def test_minimised_rows_hold_exactly_key_columns_and_policy_fields(policy):
     out = minimise(extract_rows(), policy, "E08000035")
-    assert list(out.columns) == [*KEY_COLUMNS, *policy.field_names]
+    assert list(out.columns) == [*KEY_COLUMNS, *policy.field_names, *RETENTION_COLUMNS]
     row = out.iloc[0]
+    assert row["archive_on"] == "2033-03"  # the month of the 18th birthday, never the day
     assert row["year_of_birth"] == 2015 and row["postcode_district"] == "LS6"
     assert row["services"] == "EH" and bool(row["other_service_involved"]) is True
     assert bool(row["care_leaver"]) is False and row["council_code"] == "E08000035"

@@ -21,7 +21,7 @@ from synthetic_data.writer import write_population
 from transforms import rotation
 from transforms.cli import main
 from transforms.load import INDEX_TABLES, IndexStore, KeyVersionMismatch, StagedFile
-from transforms.lookup import lookup_child
+from transforms.lookup import LookupRefused, lookup_child
 from transforms.minimise import KEY_COLUMNS
 from transforms.pipeline import SyncPaths, sync_drop_zone
 from transforms.pseudonymise import PseudonymKey, pseudonymise_local_ids, pseudonymise_nhs_numbers
@@ -273,3 +273,19 @@ def test_rotate_pseudonym_key_dag_is_manual_thin_and_imports_cleanly():
     assert {"privacy", "maintenance"} <= set(dag.tags)
     assert dag.doc_md and "registry_sync_pseudonym_key_new" in dag.doc_md
     assert set(dag.task_ids) == {"rotate_key"}
+
+
+def test_after_rotation_a_look_up_with_the_old_key_is_refused_not_answered(synced, key):
+    paths, store, truth = synced
+    known = truth.loc[truth["nhs_number"].str.len() == 10].iloc[0]["nhs_number"]
+    rotate_key(store, paths.landing, paths.processed, key, NEW_KEY)
+    logged = len(store.snapshot_audit())
+    with pytest.raises(LookupRefused, match="a key rotation has run"):
+        lookup_child(store, key, known, "test: with the retired key")
+    with store.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(store.t["access_log"])).scalar()
+            == 0
+        )
+    assert len(store.snapshot_audit()) == logged
+    assert lookup_child(store, NEW_KEY, known, "test: with the current key")["result"] != "refused"

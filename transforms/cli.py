@@ -26,6 +26,7 @@ class UsageError(Exception):
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Write a synthetic population (day 0, `--days` more) into the drop zone, truth beside it."""
+    from synthetic_data.councils import COUNCILS
     from synthetic_data.population import PopulationConfig
     from synthetic_data.progress import council_progress, wants_progress
     from synthetic_data.writer import write_days
@@ -40,18 +41,21 @@ def cmd_synth(args: argparse.Namespace) -> int:
         )
     if args.days < 0:
         raise UsageError(f"--days must be 0 or more, not {args.days}")
+    councils = len(COUNCILS) if args.councils == "all" else args.councils
     try:
         config = PopulationConfig(
             children=args.children,
-            councils=args.councils,
+            councils=int(councils),
             seed=args.seed,
             reference_date=dt.date.fromisoformat(args.day),
             defect_rate=args.defect_rate,
             missing_nhs_rate=args.missing_nhs_rate,
+            sizes=args.sizes,
+            nhs_range=args.nhs_range,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    steps = args.councils * (args.days + 1)
+    steps = config.councils * (args.days + 1)
     with council_progress(steps, wants_progress(args.progress)) as progress:
         try:
             summaries = write_days(config, args.days, out, truth, progress=progress)
@@ -221,6 +225,19 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Archive children who turn 18 (25 for care leavers) and purge archives 6 years on."""
+    from transforms.retention import apply_retention
+
+    try:
+        today = dt.date.fromisoformat(args.today) if args.today else dt.datetime.now(dt.UTC).date()
+    except ValueError:
+        raise UsageError(f"--today must be a date YYYY-MM-DD, not {args.today!r}") from None
+    outcome = apply_retention(_open_store(args), today)
+    print(" ".join(f"{k}={v}" for k, v in outcome.to_dict().items()))
+    return 0
+
+
 def cmd_audit_leaks(args: argparse.Namespace) -> int:
     """Search every artefact a run left behind for the ground truth's raw identifiers.
 
@@ -266,7 +283,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="make a synthetic population in the drop zone")
     synth.add_argument("--children", type=int, default=3000)
-    synth.add_argument("--councils", type=int, default=3)
+    synth.add_argument(
+        "--councils",
+        type=lambda v: v if v == "all" else int(v),
+        default=3,
+        help="how many councils, in the order of synthetic_data.councils.COUNCILS, or 'all' (153)",
+    )
+    synth.add_argument(
+        "--sizes",
+        choices=("equal", "real"),
+        default="equal",
+        help="split children equally, or in proportion to each council's real size",
+    )
+    synth.add_argument(
+        "--nhs-range",
+        choices=("auto", "test", "extended"),
+        default="auto",
+        help="NHS numbers from the 999 test range; 'auto' adds synthetic 986-998 numbers only "
+        "when the population outgrows it (default auto)",
+    )
     synth.add_argument("--seed", type=int, default=1)
     synth.add_argument(
         "--day",
@@ -359,6 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--index-url", help="SQLAlchemy URL of the index")
     rotate.set_defaults(func=cmd_rotate_key)
+
+    retention = sub.add_parser(
+        "retention", help="archive children at 18 (25 for care leavers), purge 6 years later"
+    )
+    retention.add_argument("--today", help="the run's date, YYYY-MM-DD (default: today, UTC)")
+    retention.add_argument("--index-url", help="SQLAlchemy URL of the index")
+    retention.set_defaults(func=cmd_retention)
     return parser
 
 

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,14 +114,14 @@ def _page_of(site: Path, key: Any) -> Path:
 
 
 def _indexed_results(
-    paths: GxPaths, council: str | None, file_name: str | None, limit: int | None
+    paths: GxPaths, targets: list[tuple[str, str]] | None, limit: int | None
 ) -> list[Path]:
     """Return the stored results the index lists: the newest `limit` (all if None), and ours."""
     stored = sorted(paths.results.glob("*/*.json"), key=lambda p: (p.stat().st_mtime, p))
     if limit is None:
         return stored
     chosen = stored[-limit:]
-    if council is not None and file_name is not None:
+    for council, file_name in targets or ():
         target = paths.result_file(council, file_name)
         if target.is_file() and target not in chosen:
             chosen.append(target)
@@ -133,6 +133,7 @@ def build_data_docs(
     council: str | None = None,
     file_name: str | None = None,
     index_limit: int | None = INDEX_LIMIT,
+    pages: Sequence[tuple[str, str]] | None = None,
 ) -> Path:
     """Build the Data Docs site from stored results; render one extract's page, or all.
 
@@ -147,6 +148,8 @@ def build_data_docs(
             index) is rendered. Leave it out to render every stored result's page again.
         file_name: that extract's file name.
         index_limit: how many of the newest stored results the site keeps; None for all.
+        pages: several extracts' (council, file name) to render in one build (one build costs
+            about a second whatever it renders, so a run renders its extracts together).
 
     Returns:
         The site's index.html.
@@ -166,6 +169,9 @@ def build_data_docs(
 
     paths = GxPaths(home)
     site = paths.data_docs
+    targets = list(pages) if pages else None
+    if council is not None and file_name is not None:
+        targets = [*(targets or []), (council, file_name)]
     with _locked(paths.home / GX_FOLDER):
         config = DataContextConfig(
             store_backend_defaults=InMemoryStoreBackendDefaults(),
@@ -188,21 +194,21 @@ def build_data_docs(
             context.suites.add(load_suite(suite_name, rules))
         store = context.validation_results_store
         wanted = []
-        for stored in _indexed_results(paths, council, file_name, index_limit):
+        for stored in _indexed_results(paths, targets, index_limit):
             record = json.loads(stored.read_text("utf-8"))
             result = record["gx_result"]
             key = _result_key(record["council"], record["file"], result)
-            if council is None or (record["council"], record["file"]) == (council, file_name):
+            if targets is None or (record["council"], record["file"]) in targets:
                 store.set(key, ExpectationSuiteValidationResult(**result))  # checked by GX
                 wanted.append(key)
             else:
                 # Already checked when it was rendered: put its JSON in as is. GX's own `set`
                 # re-serialises through marshmallow, most of a build's time once results pile up.
                 store.store_backend.set(store.key_to_tuple(key), json.dumps(result))
-        if council is not None and not wanted:
-            raise DataDocsError(f"no stored GX result for {council}/{file_name}")
+        if targets is not None and not wanted:
+            raise DataDocsError(f"no stored GX result for {targets[0][0]}/{targets[0][1]}")
         context.build_data_docs(
-            site_names=[SITE_NAME], resource_identifiers=wanted if council is not None else None
+            site_names=[SITE_NAME], resource_identifiers=wanted if targets is not None else None
         )
     index = site / "index.html"
     missing = [p for p in [index, *(_page_of(site, k) for k in wanted)] if not p.is_file()]
@@ -215,9 +221,12 @@ def build_data_docs(
 
 
 def record_validation(
-    home: Path, council: str, file_name: str, gx_result: dict[str, Any]
+    home: Path, council: str, file_name: str, gx_result: dict[str, Any], build: bool = True
 ) -> Path | None:
     """Store one extract's values-free GX result and render its Data Docs page and the index.
+
+    With `build` False only the result is stored; `build_data_docs(home, pages=...)` renders
+    the pages of several extracts later, in one build.
 
     Data Docs are for the engineers: a rendering failure is logged (without values) and the
     extract goes on; the stored JSON result is written first either way.
@@ -227,7 +236,9 @@ def record_validation(
     """
     if not gx_result:
         return None
-    store_gx_result(home, council, file_name, gx_result)
+    stored = store_gx_result(home, council, file_name, gx_result)
+    if not build:
+        return stored
     try:
         return build_data_docs(home, council, file_name)
     except DataDocsError as err:

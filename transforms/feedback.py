@@ -140,7 +140,7 @@ def build_feedback(
     rows = tuple(
         RowLine(
             position + 2,
-            shown_id(ids.iloc[position]) if ids is not None else "",
+            shown_id(ids.get(position, "")) if ids is not None else "",
             tuple(rule_text.split(";")),
         )
         for position, rule_text in refused.items()
@@ -161,11 +161,18 @@ def build_feedback(
 def refused_rows(
     validation: ValidationResult | None, extra_refused: Mapping[int, str] | None = None
 ) -> dict[int, str]:
-    """Return the refused rows as {0-based position: ';'-joined rules}, in file order."""
+    """Return the refused rows as {0-based position: ';'-joined rules}, in file order.
+
+    Positions are the validated frame's index labels: the data row's place in the file, also
+    when only a file's changed rows were validated.
+    """
     refused: dict[int, str] = {}
     if validation is not None:
         rules = validation.row_rules.to_numpy()
-        refused = {int(i): str(rules[i]) for i in (~validation.row_ok.to_numpy()).nonzero()[0]}
+        labels = validation.row_ok.index.to_numpy()
+        refused = {
+            int(labels[i]): str(rules[i]) for i in (~validation.row_ok.to_numpy()).nonzero()[0]
+        }
     for position, rule in (extra_refused or {}).items():
         refused[int(position)] = ";".join(filter(None, [refused.get(int(position), ""), rule]))
     return dict(sorted(refused.items()))

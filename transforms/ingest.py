@@ -158,6 +158,21 @@ def load_extract(landing: Path, ref: ExtractRef) -> Extract:
     Raises:
         ExtractRefused: the folder, manifest, bytes, encoding, CSV shape or header is wrong.
     """
+    manifest, data = read_verified(landing, ref)
+    frame = parse_rows(data, manifest)
+    return Extract(manifest, frame, data)
+
+
+def read_verified(landing: Path, ref: ExtractRef) -> tuple[Manifest, bytes]:
+    """Check an extract's folder, name and checksum against its manifest without parsing rows.
+
+    Returns:
+        The manifest and the extract's bytes. `parse_rows` on them makes the full checks; the
+        change detector (`transforms/changes.py`) parses only the rows that changed.
+
+    Raises:
+        ExtractRefused: the folder, file, manifest or checksum is wrong.
+    """
     if ref.folder != NATIONAL_FOLDER and not COUNCIL_CODE_RE.match(ref.folder):
         raise ExtractRefused(
             "the folder name is not the GSS code of a council with children's "
@@ -173,8 +188,7 @@ def load_extract(landing: Path, ref: ExtractRef) -> Extract:
     if not path.exists():
         raise ExtractRefused("the manifest names an extract that is not in the folder")
     data = path.read_bytes()
-    manifest, frame = parse_extract(data, manifest_path.read_bytes(), ref.folder, ref.file_name)
-    return Extract(manifest, frame, data)
+    return verify_manifest(data, manifest_path.read_bytes(), ref.folder, ref.file_name), data
 
 
 def parse_extract(
@@ -194,6 +208,31 @@ def parse_extract(
     Raises:
         ExtractRefused: the manifest, checksum, row count, encoding, CSV shape or header is wrong.
     """
+    manifest = verify_manifest(data, manifest_text, folder, file_name)
+    return manifest, parse_rows(data, manifest)
+
+
+def parse_rows(data: bytes, manifest: Manifest) -> pd.DataFrame:
+    """Parse verified extract bytes strictly and check the row count against the manifest.
+
+    Raises:
+        ExtractRefused: encoding, CSV shape, header or row count is wrong.
+    """
+    columns = CHILDREN_COLUMNS if manifest.file_kind == "children" else OPTOUT_COLUMNS
+    frame = parse_csv(data, columns)
+    if len(frame) != manifest.row_count:
+        raise ExtractRefused(
+            f"the file has {len(frame)} data rows but the manifest says {manifest.row_count}"
+        )
+    return frame
+
+
+def verify_manifest(data: bytes, manifest_text: bytes, folder: str, file_name: str) -> Manifest:
+    """Parse a manifest and check it names this file and matches its bytes (sha256).
+
+    Raises:
+        ExtractRefused: the manifest is wrong, names another file, or the checksum differs.
+    """
     manifest = parse_manifest(manifest_text, folder)
     if not is_safe_relative(manifest.file_name) or "/" in manifest.file_name:
         raise ExtractRefused(
@@ -206,13 +245,7 @@ def parse_extract(
             "sha256 of the file differs from the manifest: the file changed or "
             "was cut short after the manifest was written"
         )
-    columns = CHILDREN_COLUMNS if manifest.file_kind == "children" else OPTOUT_COLUMNS
-    frame = parse_csv(data, columns)
-    if len(frame) != manifest.row_count:
-        raise ExtractRefused(
-            f"the file has {len(frame)} data rows but the manifest says {manifest.row_count}"
-        )
-    return manifest, frame
+    return manifest
 
 
 def original_records(data: bytes, positions: list[int]) -> tuple[bytes, list[tuple[int, int]]]:

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.minimise import KEY_COLUMNS
 from transforms.policy import Policy
+from transforms.pseudonymise import KIND_LOCAL
 from transforms.suppress import remove_opted_out, strip_shielded
 
-INDEX_TABLES = ("child_index", "council_record", "shield", "optout")
+INDEX_TABLES = ("child_index", "council_record", "shield", "optout", "archive")
 AUDIT_TABLES = ("file_ledger", "audit_event", "access_log")
 KEY_STATE_ID = 1  # the one row of `key_state`
 _CHUNK = 5000
@@ -64,8 +66,16 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("key_version", sa.String(16), nullable=False),
         sa.Column("shielded", sa.Boolean, nullable=False),
         sa.Column("extract_created_at", sa.String(32), nullable=False),
+        # Keyed digest of the extract line this row came from (transforms/changes.py): an
+        # unchanged line in the council's next extract is skipped. Not derived from any value
+        # without the key; NULL forces the next extract's line to be processed again.
+        sa.Column("row_digest", sa.BigInteger, nullable=True),
         *attributes(),
+        # Retention (transforms/retention.py): the month this council's data says the child
+        # turns 18 (25 for a care leaver), "YYYY-MM"; never shown by a look-up.
+        sa.Column("archive_on", sa.String(7), nullable=True),
         sa.Index("ix_council_record_council", "council_code"),
+        sa.Index("ix_council_record_archive_on", "archive_on"),
     )
     # Sticky shields: which councils have ever shielded a child. Only an explicit, audited
     # unshield removes a row; no extract does.
@@ -82,6 +92,26 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("child_pseudonym", sa.String(64), primary_key=True),
         sa.Column("scope", sa.String(9), primary_key=True),
     )
+    # Lines of a council's newest extract that broke critical rules, by keyed digest, with the
+    # rule names (never a value): unchanged, they are refused again without being validated.
+    sa.Table(
+        "refused_line",
+        md,
+        sa.Column("council_code", sa.String(9), primary_key=True),
+        sa.Column("row_digest", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("rules", sa.String(400), nullable=False),
+        # Set for rules "opted_out" only: withdrawing that child's opt-out forgets the line.
+        sa.Column("child_pseudonym", sa.String(64), nullable=True),
+    )
+    # Each council's newest loaded children extract: the responsible council for a child held by
+    # several is the one whose newest extract is newest (ties: lowest code).
+    sa.Table(
+        "council_feed",
+        md,
+        sa.Column("council_code", sa.String(9), primary_key=True),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+    )
     # The key version every pseudonym in the index is under: one row, also the lock that loads
     # and a rotation take first, so a load never lands half-way through a rotation.
     sa.Table(
@@ -94,12 +124,14 @@ def index_metadata(policy: Policy) -> sa.MetaData:
     sa.Table(
         "file_ledger",
         md,
+        # One extract: its bytes, whose they are and where in the council's sequence. The same
+        # bytes sent again as a later extract are a new extract (a snapshot that went back).
         sa.Column("sha256", sa.String(64), primary_key=True),
-        sa.Column("council_code", sa.String(9), nullable=False),
+        sa.Column("council_code", sa.String(9), primary_key=True),
         sa.Column("file_name", sa.String(200), nullable=False),
         sa.Column("file_kind", sa.String(16), nullable=False),
         sa.Column("extract_kind", sa.String(16), nullable=False),
-        sa.Column("sequence", sa.Integer, nullable=False),
+        sa.Column("sequence", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.Column("loaded_at", sa.String(32), nullable=False),
         sa.Column("counts", sa.Text, nullable=False),
@@ -123,6 +155,21 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("council_code", sa.String(9), nullable=True),
         sa.Column("detail", sa.Text, nullable=False),  # counts as JSON, never identities
     )
+    # Archived children (transforms/retention.py), kept 6 years and invisible to look-ups:
+    # who they were in the index and when they go, no attribute.
+    sa.Table(
+        "archive",
+        md,
+        sa.Column("child_pseudonym", sa.String(64), primary_key=True),
+        sa.Column("pseudonym_kind", sa.String(8), nullable=False),
+        sa.Column("key_version", sa.String(16), nullable=False),
+        sa.Column("responsible_council", sa.String(9), nullable=False),
+        sa.Column("shielded", sa.Boolean, nullable=False),
+        sa.Column("archive_on", sa.String(7), nullable=False),  # YYYY-MM
+        sa.Column("archived_on", sa.String(10), nullable=False),  # the 1st of archive_on
+        sa.Column("purge_on", sa.String(7), nullable=False),  # YYYY-MM, 6 years on
+        sa.Index("ix_archive_purge_on", "purge_on"),
+    )
     return md
 
 
@@ -141,6 +188,13 @@ class StagedFile:
     # The key version of the rows' pseudonyms, when the rows do not carry a key_version column
     # (opt-out registers); checked against the index's version at load.
     key_version: str | None = None
+    # Change-detected files (transforms/changes.py): `rows` holds only the changed rows, and
+    # `unchanged` the children of the lines the council's contribution already holds, as of
+    # the council's newest loaded file `base_sha256`. None: `rows` is the whole extract.
+    unchanged: pd.Series | None = None
+    base_sha256: str | None = None
+    # Lines refused for critical rules: row_digest and rules (remembered for the next extract).
+    refused_lines: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +207,11 @@ class LoadOutcome:
     shielded: int = 0
     loaded: int = 0
     removed: int = 0  # index rows removed (departed from a snapshot, or opted out)
+    unchanged: int = 0  # rows the index already held as they are (not rewritten)
+    # Children this council holds under a council-scoped pseudonym (no valid NHS number): never
+    # linked to another council's record of the same child.
+    local_pseudonyms: int = 0
+    archived: int = 0  # rows dropped: the child is archived, or turns 18 (25) by the extract
 
 
 class KeyVersionMismatch(RuntimeError):
@@ -160,6 +219,14 @@ class KeyVersionMismatch(RuntimeError):
 
     Nothing was written. The file is still in the drop zone: process it again under the
     index's current key (the next run, or the task's retry, does).
+    """
+
+
+class ChangedUnderneath(RuntimeError):
+    """A change-detected file was compared with a state of its council that is no longer current.
+
+    Nothing was written. Another extract from the council loaded after this one was processed:
+    process the file again (`sync_drop_zone` does at once; the DAG's next run does).
     """
 
 
@@ -180,8 +247,66 @@ class IndexStore:
         return store
 
     def create(self) -> None:
-        """Create missing tables; existing ones are left as they are."""
+        """Create missing tables; existing ones are kept (an older index gains new columns)."""
         self.metadata.create_all(self.engine)
+        self._add_retention_columns()
+        self._add_change_columns()
+
+    def _add_change_columns(self) -> None:
+        """Add `council_record.row_digest` to an index made before change detection existed."""
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns("council_record")}
+        if "row_digest" not in have:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE council_record ADD COLUMN row_digest BIGINT")
+
+    def council_digests(self, council: str) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+        """Return a council's contribution, its refused lines, and its newest file's checksum.
+
+        The contribution as (child_pseudonym, row_digest); the refused lines as (row_digest,
+        rules).
+
+        The load checks the newest file again: if another file of the council loaded in
+        between, the plan made from these rows is refused (`ChangedUnderneath`), never applied.
+        An index that does not exist yet holds nothing.
+        """
+        empty = pd.DataFrame({"child_pseudonym": [], "row_digest": []})
+        no_refusals = pd.DataFrame({"row_digest": [], "rules": [], "child_pseudonym": []})
+        if not sa.inspect(self.engine).has_table("refused_line"):
+            return empty, no_refusals, None
+        rec, ref = self.t["council_record"], self.t["refused_line"]
+        with self.engine.connect() as conn:
+            base = self._newest_children_file(conn, council)
+            if base is None:
+                return empty, no_refusals, None
+            refused = pd.DataFrame(
+                conn.execute(
+                    sa.select(ref.c.row_digest, ref.c.rules, ref.c.child_pseudonym).where(
+                        ref.c.council_code == council
+                    )
+                ).fetchall(),
+                columns=["row_digest", "rules", "child_pseudonym"],
+            )
+            raw = conn.connection.driver_connection  # plain DB-API: 1M rows in well under 1 s
+            cursor = raw.cursor()
+            marker = "?" if conn.dialect.name == "sqlite" else "%s"
+            cursor.execute(
+                f"SELECT {rec.c.child_pseudonym.name}, {rec.c.row_digest.name} "
+                f"FROM {rec.name} WHERE council_code = {marker} AND row_digest IS NOT NULL",
+                (council,),
+            )
+            rows = cursor.fetchall()
+            cursor.close()
+        records = pd.DataFrame(rows, columns=["child_pseudonym", "row_digest"]) if rows else empty
+        return records, refused, base
+
+    def _newest_children_file(self, conn: Connection, council: str) -> str | None:
+        ledger = self.t["file_ledger"]
+        return conn.execute(
+            sa.select(ledger.c.sha256)
+            .where(ledger.c.council_code == council, ledger.c.file_kind == "children")
+            .order_by(ledger.c.sequence.desc())
+            .limit(1)
+        ).scalar()
 
     def _insert(
         self, conn: Connection, table: str, records: list[dict], ignore: bool = False
@@ -269,7 +394,11 @@ class IndexStore:
             current = self.lock_key_state(conn)
             ledger = self.t["file_ledger"]
             if conn.execute(
-                sa.select(ledger.c.sha256).where(ledger.c.sha256 == staged.sha256)
+                sa.select(ledger.c.sha256).where(
+                    ledger.c.sha256 == staged.sha256,
+                    ledger.c.council_code == staged.council_code,
+                    ledger.c.sequence == staged.sequence,
+                )
             ).first():
                 # The ledger holds checksums, not pseudonyms: a repeat is a no-op under any key.
                 return LoadOutcome("already_loaded")
@@ -300,6 +429,7 @@ class IndexStore:
                 "shielded": outcome.shielded,
                 "loaded": outcome.loaded,
                 "removed": outcome.removed,
+                "archived": outcome.archived,
             }
             now = datetime.now(UTC).isoformat(timespec="seconds")
             conn.execute(
@@ -319,10 +449,11 @@ class IndexStore:
             return outcome
 
     def _stale_reason(self, conn: Connection, staged: StagedFile) -> str | None:
-        """Refuse a children extract not newer than one already loaded from the same council.
+        """Refuse a children extract out of sequence for its council.
 
-        Without this, an old snapshot arriving late would put back children the council has
-        since removed, and the index would depend on arrival order.
+        A snapshot must be newer than every extract loaded from the council: an old snapshot
+        arriving late would put back children the council has since removed. A delta applies
+        to what came before it, so it must be exactly the next sequence after a loaded extract.
         """
         if staged.file_kind != "children":
             return None
@@ -338,6 +469,18 @@ class IndexStore:
                 f"sequence {newest} already loaded from this council; send a new extract "
                 "with the next sequence number"
             )
+        if staged.extract_kind == "delta":
+            if newest is None:
+                return (
+                    "delta with nothing to apply to: no extract from this council has been "
+                    "loaded; send a snapshot first"
+                )
+            if staged.sequence != newest + 1:
+                return (
+                    f"out-of-sequence delta: sequence {staged.sequence} follows sequence "
+                    f"{newest}, so {staged.sequence - newest - 1} extract(s) in between are "
+                    "missing; send them (or a new snapshot) and this delta again"
+                )
         return None
 
     def _audit(
@@ -380,9 +523,26 @@ class IndexStore:
         return int(removed or 0)
 
     def _load_children(self, conn: Connection, staged: StagedFile) -> LoadOutcome:
+        arrived = staged.rows
+        staged, archived = self._drop_retired(conn, staged)
+        retired = _retired_lines(arrived, staged.rows)  # remembered: dropped again unread
+        if staged.refused_lines is not None and len(staged.refused_lines):
+            archived += int((staged.refused_lines["rules"] == ARCHIVED_LINE).sum())
         rec = self.t["council_record"]
         council = staged.council_code
-        rows, opted_out = remove_opted_out(staged.rows, self._pseudonyms(conn, "optout"))
+        if staged.unchanged is not None:
+            base = self._newest_children_file(conn, council)
+            if base != staged.base_sha256:
+                raise ChangedUnderneath(
+                    f"{council}/{staged.file_name} was compared with an earlier state of the "
+                    "council's contribution than the index now holds: nothing was loaded; it "
+                    "is processed again"
+                )
+        opted = self._pseudonyms(conn, "optout")
+        rows, opted_out = remove_opted_out(staged.rows, opted)
+        # Remembered, so these lines are not read again while unchanged and still opted out.
+        suppressed, skipped = _opted_out_lines(staged, opted)
+        opted_out += skipped
         new_shields = rows.loc[rows["shielded"].astype(bool), "child_pseudonym"].tolist()
         self._insert(
             conn,
@@ -394,19 +554,26 @@ class IndexStore:
         rows, shielded = strip_shielded(rows, self.policy, shielded_set)
 
         incoming = set(rows["child_pseudonym"])
-        if staged.extract_kind == "snapshot":
+        unchanged = 0
+        if staged.extract_kind == "snapshot" and staged.unchanged is None:
             before = self._pseudonyms(conn, "council_record", rec.c.council_code == council)
             conn.execute(rec.delete().where(rec.c.council_code == council))
             affected = before | incoming
         else:
-            affected = set(incoming)
-            for start in range(0, len(rows), _CHUNK):
-                chunk = rows["child_pseudonym"].iloc[start : start + _CHUNK].tolist()
-                conn.execute(
-                    rec.delete().where(
-                        rec.c.council_code == council, rec.c.child_pseudonym.in_(chunk)
-                    )
-                )
+            # A delta, or a change-detected snapshot: only the changed children are rewritten;
+            # a snapshot also lets go of the children whose lines are gone.
+            drop = set(incoming)
+            if staged.unchanged is not None:
+                before = self._pseudonyms(conn, "council_record", rec.c.council_code == council)
+                keep = set(staged.unchanged.dropna()) - incoming
+                unchanged = len(keep & before)
+                if staged.extract_kind == "snapshot":
+                    drop |= before - keep
+            affected = set(drop)
+            self._delete_records(conn, council, drop)
+        affected |= self._shared_children(conn, council)  # their responsible council may change
+        self._set_feed(conn, staged)
+        self._set_refused_lines(conn, staged, pd.concat([suppressed, retired]))
         records = rows.assign(extract_created_at=staged.created_at)
         self._insert(conn, "council_record", _records(records))
         # A new shield also strips what other councils contributed for that child.
@@ -426,9 +593,93 @@ class IndexStore:
                 ).scalars()
             )
         removed = self._recompute(conn, affected)
+        local = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(rec)
+            .where(rec.c.council_code == council, rec.c.pseudonym_kind == KIND_LOCAL)
+        ).scalar()
         return LoadOutcome(
-            "loaded", opted_out=opted_out, shielded=shielded, loaded=len(rows), removed=removed
+            "loaded",
+            local_pseudonyms=int(local or 0),
+            opted_out=opted_out,
+            shielded=shielded,
+            loaded=len(rows),
+            removed=removed,
+            archived=archived,
+            unchanged=unchanged,
         )
+
+    def _delete_records(self, conn: Connection, council: str, pseudonyms: Iterable[str]) -> None:
+        rec = self.t["council_record"]
+        chosen = sorted(pseudonyms)
+        for start in range(0, len(chosen), _CHUNK):
+            conn.execute(
+                rec.delete().where(
+                    rec.c.council_code == council,
+                    rec.c.child_pseudonym.in_(chosen[start : start + _CHUNK]),
+                )
+            )
+
+    def _shared_children(self, conn: Connection, council: str) -> set[str]:
+        """Children this council holds that another council holds too."""
+        rec = self.t["council_record"]
+        other = rec.alias("other")
+        return set(
+            conn.execute(
+                sa.select(rec.c.child_pseudonym).where(
+                    rec.c.council_code == council,
+                    sa.exists().where(
+                        other.c.child_pseudonym == rec.c.child_pseudonym,
+                        other.c.council_code != council,
+                    ),
+                )
+            ).scalars()
+        )
+
+    def _set_refused_lines(
+        self, conn: Connection, staged: StagedFile, suppressed: pd.DataFrame
+    ) -> None:
+        """Remember the file's refused and opted-out lines (a snapshot replaces the council's)."""
+        ref = self.t["refused_line"]
+        if staged.extract_kind == "snapshot":
+            conn.execute(ref.delete().where(ref.c.council_code == staged.council_code))
+        refused = staged.refused_lines
+        if refused is not None and "rules" in refused:
+            refused = refused.loc[refused["rules"] != OPTED_OUT_LINE, ["row_digest", "rules"]]
+        # 64-bit digests: never let them pass through float (an empty frame's default dtype).
+        parts = [
+            x.astype({"row_digest": "int64"})
+            for x in (refused, suppressed)
+            if x is not None and len(x)
+        ]
+        if not parts:
+            return
+        lines = pd.concat(parts)
+        lines = lines.drop_duplicates("row_digest")
+        pseudonyms = lines.get("child_pseudonym", pd.Series(None, index=lines.index))
+        self._insert(
+            conn,
+            "refused_line",
+            [
+                {
+                    "council_code": staged.council_code,
+                    "row_digest": int(d),
+                    "rules": str(r),
+                    "child_pseudonym": None if pd.isna(p) else str(p),
+                }
+                for d, r, p in zip(lines["row_digest"], lines["rules"], pseudonyms, strict=True)
+            ],
+            ignore=True,
+        )
+
+    def _set_feed(self, conn: Connection, staged: StagedFile) -> None:
+        feed = self.t["council_feed"]
+        values = {"created_at": staged.created_at, "sequence": staged.sequence}
+        done = conn.execute(
+            feed.update().where(feed.c.council_code == staged.council_code).values(**values)
+        ).rowcount
+        if not done:
+            conn.execute(feed.insert().values(council_code=staged.council_code, **values))
 
     def _recompute(self, conn: Connection, affected: Iterable[str]) -> int:
         """Rebuild the index rows of `affected` children from their contributions.
@@ -436,7 +687,7 @@ class IndexStore:
         The responsible council is the one whose extract is newest (ties: lowest code), so the
         result depends only on the set of contributions, never on load order.
         """
-        idx, rec = self.t["child_index"], self.t["council_record"]
+        idx, rec, feed = self.t["child_index"], self.t["council_record"], self.t["council_feed"]
         affected = sorted(affected)
         fields = list(self.policy.field_names)
         removed = 0
@@ -451,10 +702,15 @@ class IndexStore:
                     sa.func.row_number()
                     .over(
                         partition_by=rec.c.child_pseudonym,
-                        order_by=(rec.c.extract_created_at.desc(), rec.c.council_code),
+                        order_by=(
+                            # An index from before council_feed: the row's own extract time.
+                            sa.func.coalesce(feed.c.created_at, rec.c.extract_created_at).desc(),
+                            rec.c.council_code,
+                        ),
                     )
                     .label("rn"),
                 )
+                .outerjoin(feed, feed.c.council_code == rec.c.council_code)
                 .where(rec.c.child_pseudonym.in_(chunk))
                 .subquery()
             )
@@ -501,6 +757,9 @@ class IndexStore:
             ).rowcount
             if not removed:
                 raise ValueError(f"no opt-out of scope {scope} is recorded for that child")
+            # The child's lines were remembered as opted out: read them again next time.
+            ref = self.t["refused_line"]
+            conn.execute(ref.delete().where(ref.c.child_pseudonym == pseudonym))
             self._audit(conn, "optout_withdrawn", scope, {"withdrawn": int(removed)})
         return int(removed)
 
@@ -530,9 +789,13 @@ class IndexStore:
                 sa.select(shield.c.council_code).where(shield.c.child_pseudonym == pseudonym)
             ).first()
             if still is None:
-                # Contributions stay stripped until re-sent; only the mark is lifted.
+                # Contributions stay stripped until re-sent; only the mark is lifted. Forgetting
+                # the row digests makes each council's next extract send the child's fields
+                # again, even when its line is unchanged.
                 conn.execute(
-                    rec.update().where(rec.c.child_pseudonym == pseudonym).values(shielded=False)
+                    rec.update()
+                    .where(rec.c.child_pseudonym == pseudonym)
+                    .values(shielded=False, row_digest=None)
                 )
                 self._recompute(conn, [pseudonym])
             self._audit(
@@ -560,18 +823,114 @@ class IndexStore:
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     def snapshot(self) -> dict[str, list[tuple]]:
-        """Return every index table's rows, sorted: equal snapshots mean identical indexes."""
+        """Return every index table's rows, sorted: equal snapshots mean identical indexes.
+
+        Left out: `council_record.extract_created_at`, which records when a row was last
+        written (an unchanged row keeps the time of the extract that first brought it).
+        """
         out = {}
         with self.engine.connect() as conn:
             for name in INDEX_TABLES:
                 tbl = self.t[name]
+                columns = [c for c in tbl.c if c.name != "extract_created_at"]
                 out[name] = [
                     tuple(r)
                     for r in conn.execute(
-                        sa.select(tbl).order_by(*tbl.primary_key.columns)
+                        sa.select(*columns).order_by(*tbl.primary_key.columns)
                     ).fetchall()
                 ]
         return out
+
+    def _add_retention_columns(self) -> None:
+        """Add `council_record.archive_on` to an index made before retention existed."""
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns("council_record")}
+        if "archive_on" not in have:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE council_record ADD COLUMN archive_on VARCHAR(7)")
+
+    def _drop_retired(self, conn: Connection, staged: StagedFile) -> tuple[StagedFile, int]:
+        """Archive who is due by the extract's date, then drop rows of archived or adult children.
+
+        Runs before anything else in a children load, so no extract brings an archived child
+        back, and a child due this month is archived (not just dropped) even when the load comes
+        before the day's retention run. A purged child has no row left to match; the month rule
+        (a row's own `archive_on` at or before the extract's month) keeps them out.
+
+        Returns:
+            The file with only the rows that may load, and how many were dropped.
+        """
+        from transforms.retention import archive_due
+
+        archive_due(self, conn, datetime.fromisoformat(staged.created_at[:10]).date(), "load")
+        rows = staged.rows
+        if rows.empty:
+            return staged, 0
+        drop = pd.Series(False, index=rows.index)
+        if "archive_on" in rows.columns:
+            months = rows["archive_on"].astype("string")
+            drop |= (months.notna() & (months <= staged.created_at[:7])).astype(bool)
+        arc = self.t["archive"]
+        pseudonyms = rows["child_pseudonym"].dropna().astype(str).unique().tolist()
+        archived: set[str] = set()
+        for start in range(0, len(pseudonyms), _CHUNK):
+            chunk = pseudonyms[start : start + _CHUNK]
+            archived |= self._pseudonyms(conn, "archive", arc.c.child_pseudonym.in_(chunk))
+        drop |= rows["child_pseudonym"].isin(archived)
+        if not drop.any():
+            return staged, 0
+        kept = rows.loc[~drop].reset_index(drop=True)
+        return replace(staged, rows=kept), int(drop.sum())
+
+
+OPTED_OUT_LINE = "opted_out"  # the rules of a remembered line whose child has opted out
+ARCHIVED_LINE = "archived"  # ... whose child is archived or of age: never loads again
+
+
+def _retired_lines(arrived: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
+    """Return the digests of the rows `_drop_retired` dropped, to remember as archived."""
+    if "row_digest" not in arrived.columns or len(arrived) == len(kept):
+        return pd.DataFrame({"row_digest": np.zeros(0, dtype="int64"), "rules": []})
+    gone = arrived.loc[
+        ~arrived["child_pseudonym"].astype(object).isin(set(kept["child_pseudonym"]))
+        & arrived["row_digest"].notna()
+    ]
+    return pd.DataFrame(
+        {"row_digest": gone["row_digest"].astype("int64").to_numpy(), "rules": ARCHIVED_LINE}
+    )
+
+
+def _opted_out_lines(staged: StagedFile, opted: set[str]) -> tuple[pd.DataFrame, int]:
+    """Return the file's lines whose child is opted out (digest, rule, pseudonym) to remember.
+
+    Both the lines opted out at this load and those the pipeline skipped as still opted out
+    (carried in `refused_lines`), as long as the child's opt-out still stands; and how many
+    of the skipped ones are still opted out.
+    """
+    parts = []
+    rows = staged.rows
+    if "row_digest" in rows.columns and len(rows):
+        mask = rows["child_pseudonym"].astype(object).isin(opted) & rows["row_digest"].notna()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "row_digest": rows.loc[mask, "row_digest"].astype("int64").to_numpy(),
+                    "child_pseudonym": rows.loc[mask, "child_pseudonym"].astype(object).to_numpy(),
+                }
+            )
+        )
+    carried = staged.refused_lines
+    if carried is not None and "child_pseudonym" in carried and len(carried):
+        carried = carried.loc[carried["rules"] == OPTED_OUT_LINE]
+        carried = carried.loc[carried["child_pseudonym"].astype(object).isin(opted)]
+        parts.append(carried[["row_digest", "child_pseudonym"]])
+        skipped = len(carried)
+    else:
+        skipped = 0
+    if not parts:
+        return pd.DataFrame({"row_digest": [], "rules": [], "child_pseudonym": []}), skipped
+    out = pd.concat([p.astype({"row_digest": "int64"}) for p in parts], ignore_index=True)
+    out["rules"] = OPTED_OUT_LINE
+    return out, skipped
 
 
 def _staged_versions(staged: StagedFile) -> set[str]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from transforms.load import IndexStore
+from transforms.load import KEY_STATE_ID, IndexStore
 from transforms.pseudonymise import PseudonymKey, pseudonymise_nhs_numbers
 
 MIN_REASON_CHARS = 10
@@ -40,8 +40,8 @@ def lookup_child(
         "message": "shielded: contact council E..."}, or {"result": "not found"}.
 
     Raises:
-        LookupRefused: the reason is missing or too short, or the number is not a valid NHS
-            number.
+        LookupRefused: the reason is missing or too short, the number is not a valid NHS
+            number, or the key is not the one the index is under (a rotation has run).
     """
     if len(reason.strip()) < MIN_REASON_CHARS:
         raise LookupRefused(
@@ -53,8 +53,17 @@ def lookup_child(
         raise LookupRefused(
             "that is not a valid NHS number (10 digits passing the Modulus 11 check)"
         )
-    idx = store.t["child_index"]
+    idx, ks = store.t["child_index"], store.t["key_state"]
     with store.engine.begin() as conn:
+        # One transaction: the key version and the row are read from the same state of the index,
+        # so a look-up during a rotation sees the index wholly before or wholly after it.
+        version = conn.execute(sa.select(ks.c.key_version).where(ks.c.id == KEY_STATE_ID)).scalar()
+        if version is not None and version != key.version:
+            raise LookupRefused(
+                f"the index is under key version {version} and this key is version "
+                f"{key.version}: a key rotation has run; look up with the current key "
+                "(nothing was looked up or logged)"
+            )
         row = (
             conn.execute(sa.select(idx).where(idx.c.child_pseudonym == pseudonym))
             .mappings()

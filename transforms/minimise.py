@@ -7,9 +7,13 @@ import pandas as pd
 from transforms.contract import YES_NO_COLUMNS
 from transforms.identifiers import postcode_district
 from transforms.policy import Policy
+from transforms.retention import archive_months
 
 # Columns every index row carries besides the policy's attribute fields.
 KEY_COLUMNS = ("child_pseudonym", "pseudonym_kind", "key_version", "council_code", "shielded")
+# Staged with each row for the council's contribution only, never in `child_index`: the month the
+# child is archived (transforms/retention.py), worked out while the date of birth is at hand.
+RETENTION_COLUMNS = ("archive_on",)
 
 
 def _split_services(values: pd.Series) -> pd.Series:
@@ -58,8 +62,8 @@ def minimise(frame: pd.DataFrame, policy: Policy, council_code: str) -> pd.DataF
         council_code: the council whose extract this is.
 
     Returns:
-        A new frame with `KEY_COLUMNS` then `policy.field_names`; no identifier, name, address,
-        contact or free text survives.
+        A new frame with `KEY_COLUMNS`, `policy.field_names`, then `RETENTION_COLUMNS`; no
+        identifier, name, address, contact, free text or date of birth survives.
     """
     out = pd.DataFrame(index=frame.index)
     out["child_pseudonym"] = frame["child_pseudonym"].astype("string")
@@ -69,4 +73,5 @@ def minimise(frame: pd.DataFrame, policy: Policy, council_code: str) -> pd.DataF
     out["shielded"] = frame["shielded"].astype("string").str.strip().str.upper().eq("Y")
     for rule in policy.fields:
         out[rule.name] = coarsen(frame[rule.source], rule.coarsen, policy, rule.source)
+    out["archive_on"] = archive_months(frame["date_of_birth"], frame["care_leaver"])
     return out.reset_index(drop=True)

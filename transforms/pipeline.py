@@ -10,33 +10,62 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from transforms.changes import ChangePlan, Lines, plan_changes, split_lines, subset_bytes
 from transforms.column_guard import guard_columns
-from transforms.contract import NATIONAL_FOLDER
-from transforms.datadocs import record_validation
+from transforms.contract import CHILDREN_COLUMNS, MANIFEST_SUFFIX, NATIONAL_FOLDER, Manifest
+from transforms.datadocs import DataDocsError, build_data_docs, record_validation
 from transforms.feedback import ACCEPTED, ALREADY_LOADED, REFUSED, build_feedback, write_feedback
 from transforms.feedback import refused_rows as feedback_refused_rows
 from transforms.ingest import (
     ExtractRef,
     ExtractRefused,
     discover_extracts,
-    load_extract,
     original_records,
+    parse_csv,
+    parse_rows,
+    read_verified,
 )
-from transforms.load import IndexStore, StagedFile
+from transforms.load import (
+    ARCHIVED_LINE,
+    OPTED_OUT_LINE,
+    ChangedUnderneath,
+    IndexStore,
+    StagedFile,
+)
 from transforms.minimise import KEY_COLUMNS, minimise
 from transforms.pii import guard_index_values, scan_notes
 from transforms.policy import Policy
 from transforms.pseudonymise import PseudonymKey, assign_pseudonyms
 from transforms.suppress import strip_shielded
-from transforms.validate import ValidationResult, validate_children, validate_optouts
+from transforms.validate import (
+    NOT_CARRIED,
+    ValidationResult,
+    carry_refusals,
+    validate_children,
+    validate_optouts,
+)
 
-COUNT_KEYS = ("received", "rejected", "opted_out", "shielded", "loaded", "notes_with_pii")
+log = logging.getLogger(__name__)
+
+COUNT_KEYS = (
+    "received",
+    "unchanged",
+    "rejected",
+    "opted_out",
+    "shielded",
+    "loaded",
+    "archived",
+    "local_pseudonyms",
+    "notes_with_pii",
+)
 
 
 @dataclass(frozen=True)
@@ -83,13 +112,19 @@ class FileReport:
     folder: str
     file_name: str
     file_kind: str = ""
-    status: str = "pending"  # staged | refused | loaded | already_loaded
+    status: str = "pending"  # staged | refused | loaded | already_loaded | deferred
     reason: str | None = None
     sha256: str = ""
     extract_kind: str = ""
     sequence: int = 0
     created_at: str = ""
     staged_path: str | None = None
+    # Change-detected files: the children of the unchanged lines (Parquet beside the staged
+    # rows) and the council's newest loaded file they were compared with.
+    unchanged_path: str | None = None
+    change_base: str | None = None
+    refused_path: str | None = None  # refused lines to remember (digests and rule names)
+    validated: bool = False  # a GX result was stored for it (its Data Docs page may be due)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
     rules: dict[str, int] = field(default_factory=dict)
     pii: dict[str, int] = field(default_factory=dict)
@@ -168,7 +203,12 @@ def _refuse(
 
 
 def _set_aside_rows(
-    paths: SyncPaths, ref: ExtractRef, report: FileReport, data: bytes, refused: dict[int, str]
+    paths: SyncPaths,
+    ref: ExtractRef,
+    report: FileReport,
+    data: bytes,
+    refused: dict[int, str],
+    lines: Lines | None = None,
 ) -> Path:
     """Keep the refused rows of an accepted file, byte for byte, with their row numbers and rules.
 
@@ -188,7 +228,12 @@ def _set_aside_rows(
         n += 1
         dest = parent / f"{stem}.{n}"
     dest.mkdir(parents=True, exist_ok=True)
-    original, spans = original_records(data, list(refused))
+    if lines is not None:  # one line a record: no need to parse the file again
+        original = lines.newline.join([lines.header, *(lines.body[i] for i in refused)])
+        original += lines.newline
+        spans = [(i + 2, i + 2) for i in refused]
+    else:
+        original, spans = original_records(data, list(refused))
     (dest / "rejected_rows.csv").write_bytes(original)
     record = {
         "file": ref.file_name,
@@ -204,8 +249,43 @@ def _set_aside_rows(
     return dest
 
 
+def _read_rows(
+    paths: SyncPaths, ref: ExtractRef, key: PseudonymKey, store: IndexStore | None
+) -> tuple[Manifest, bytes, pd.DataFrame, Lines | None, ChangePlan | None]:
+    """Verify an extract and read its rows: all of them, or only those changed since last time.
+
+    Raises:
+        ExtractRefused: the file is refused (the reason comes from a full read of the file).
+    """
+    manifest, data = read_verified(paths.landing, ref)
+    lines = split_lines(data, key) if manifest.file_kind == "children" else None
+    if lines is None or len(lines) != manifest.row_count or store is None:
+        return manifest, data, parse_rows(data, manifest), lines, None
+    waiting = list((paths.landing / ref.folder).glob("children_*" + MANIFEST_SUFFIX))
+    if len(waiting) != 1:
+        # Several extracts of one council would each be compared with the same earlier state.
+        return manifest, data, parse_rows(data, manifest), lines, None
+    previous, refused, base = store.council_digests(manifest.council_code)
+    if base is None:
+        return manifest, data, parse_rows(data, manifest), lines, None
+    plan = plan_changes(lines, previous, base, refused)
+    try:
+        frame = parse_csv(subset_bytes(lines, plan.changed), CHILDREN_COLUMNS)
+    except ExtractRefused:
+        # Say what is wrong in terms of the whole file (its line numbers, not the subset's).
+        return manifest, data, parse_rows(data, manifest), lines, None
+    frame.index = pd.Index(plan.changed, dtype="int64")
+    return manifest, data, frame, lines, plan
+
+
 def process_extract(
-    paths: SyncPaths, ref: ExtractRef, key: PseudonymKey, policy: Policy, run_id: str
+    paths: SyncPaths,
+    ref: ExtractRef,
+    key: PseudonymKey,
+    policy: Policy,
+    run_id: str,
+    store: IndexStore | None = None,
+    data_docs: bool = True,
 ) -> FileReport:
     """Take one extract from the drop zone to a staged file, or refuse it into quarantine.
 
@@ -215,44 +295,96 @@ def process_extract(
         key: the pseudonymisation key.
         policy: the minimisation policy.
         run_id: names this run's staging folder (safe characters only).
+        store: the index, read (never written) to find the lines of a children extract that
+            the council's contribution already holds; None processes every line.
+        data_docs: render the extract's Data Docs page now (False: the caller renders the
+            pages of a whole run in one build, `render_data_docs`).
 
     Returns:
         A values-free report; `staged_path` is set when the file is ready to load.
     """
     report = FileReport(ref.folder, ref.file_name)
     try:
-        extract = load_extract(paths.landing, ref)
+        manifest, data, frame, lines, plan = _read_rows(paths, ref, key, store)
     except ExtractRefused as refused:
         return _refuse(paths, ref, report, refused.reason)
-    manifest, frame = extract.manifest, extract.frame
     report.file_kind, report.sha256 = manifest.file_kind, manifest.sha256
     report.extract_kind, report.sequence = manifest.extract_kind, manifest.sequence
     report.created_at = manifest.created_at
-    report.counts["received"] = len(frame)
+    report.counts["received"] = manifest.row_count
     council = manifest.council_code
-    guard_reason = None
-    if manifest.file_kind == "children":
-        # Personal data in the wrong column: blank an optional column now; refusing the file for
-        # a key column waits for validation, whose reason (e.g. shifted columns) comes first.
-        guarded = guard_columns(frame)
-        report.column_findings = guarded.to_report()
-        frame, guard_reason = guarded.frame, guarded.refuse_reason
-
-    if manifest.file_kind == "optout":
-        validation = validate_optouts(frame)
-    else:
-        extract_date = pd.Timestamp(manifest.created_at).date()
-        validation = validate_children(frame, council_code=council, extract_date=extract_date)
+    unchanged = plan.unchanged_pseudonyms if plan is not None else None
+    report.counts["unchanged"] = 0 if unchanged is None else len(unchanged)
+    carried = plan.refused_again if plan is not None else pd.Series([], dtype="str")
+    # Unchanged lines of children opted out last time: skipped; the load checks they still are.
+    suppressed = carried[carried == OPTED_OUT_LINE]
+    retired = carried[carried == ARCHIVED_LINE]  # archived, or of age: never loads again
+    carried = carried[~carried.isin([OPTED_OUT_LINE, ARCHIVED_LINE])]
+    report.counts["opted_out"] = len(suppressed)
+    report.counts["archived"] = len(retired)
+    kept_out = pd.DataFrame(
+        {
+            "row_digest": lines.digests[suppressed.index.to_numpy()]
+            if len(suppressed)
+            else np.zeros(0, dtype="int64"),
+            "rules": OPTED_OUT_LINE,
+            "child_pseudonym": plan.refused_pseudonyms.loc[suppressed.index].to_numpy()
+            if len(suppressed)
+            else [],
+        }
+    )
+    if len(retired):
+        kept_out = pd.concat(
+            [
+                kept_out,
+                pd.DataFrame(
+                    {"row_digest": lines.digests[retired.index.to_numpy()], "rules": ARCHIVED_LINE}
+                ),
+            ]
+        )
+    validation, guard_reason = None, None
+    if plan is None or not frame.empty:
+        if manifest.file_kind == "children":
+            # Personal data in the wrong column: blank an optional column now; refusing the file
+            # for a key column waits for validation, whose reason (e.g. shifted columns) is first.
+            guarded = guard_columns(frame)
+            report.column_findings = guarded.to_report()
+            frame, guard_reason = guarded.frame, guarded.refuse_reason
+        if manifest.file_kind == "optout":
+            validation = validate_optouts(frame)
+        else:
+            validation = validate_children(
+                frame,
+                council_code=council,
+                extract_date=pd.Timestamp(manifest.created_at).date(),
+                file_rows=manifest.row_count if plan is not None else None,
+            )
+        # gx/ holds no values. Data Docs: rendered here, or by the caller for a whole run.
+        record_validation(
+            paths.home, ref.folder, ref.file_name, validation.gx_result, build=data_docs
+        )
+        report.validated = bool(validation.gx_result)
+    shown = frame
+    if len(carried):
+        # Unchanged lines refused last time are refused again for the same rules, unvalidated.
+        validation = carry_refusals(validation, carried, manifest.row_count)
+        ids = [lines.body[i].split(b",", 1)[0].decode("utf-8", "replace") for i in carried.index]
+        shown = pd.concat(
+            [frame[["local_child_id"]], pd.DataFrame({"local_child_id": ids}, index=carried.index)]
+        )
+    if validation is None:
+        # Nothing changed since the council's last extract: nothing to validate or scan.
+        _write_feedback(paths, report)
+        return _stage(paths, report, run_id, _empty_staged(policy), unchanged, plan, key, kept_out)
     report.rules = {o.rule: o.failed_rows for o in validation.outcomes if o.failed_rows}
-    record_validation(paths.home, ref.folder, ref.file_name, validation.gx_result)  # gx/, no values
     if not validation.accepted:
         return _refuse(
-            paths, ref, report, validation.reason or "refused by validation", frame, validation
+            paths, ref, report, validation.reason or "refused by validation", shown, validation
         )
     if guard_reason:
         return _refuse(paths, ref, report, guard_reason)
     report.counts["rejected"] = int((~validation.row_ok).sum())
-    good = frame.loc[validation.row_ok]
+    good = frame.loc[validation.row_ok.reindex(frame.index, fill_value=False)]
     duplicates: dict[int, str] = {}
 
     pseudonymised = assign_pseudonyms(good, council, key)
@@ -264,19 +396,34 @@ def process_extract(
             .reset_index(drop=True)
         )
     else:
-        # The same child twice in one file (two local ids, one NHS number) is ambiguous.
+        # The same child twice in one file (two local ids, one NHS number) is ambiguous, also
+        # when one of the two lines is unchanged since the last extract.
         dup = pseudonymised["child_pseudonym"].duplicated(keep=False)
+        if unchanged is not None:
+            twice = pseudonymised["child_pseudonym"].isin(unchanged)
+            dup |= twice
+            again = unchanged.isin(set(pseudonymised.loc[twice, "child_pseudonym"]))
+            duplicates.update(
+                dict.fromkeys(map(int, unchanged.index[again]), "duplicate_child_in_file")
+            )
+            report.counts["rejected"] += int(again.sum())
+            report.counts["unchanged"] -= int(again.sum())
+            unchanged = unchanged.loc[~again]
         if dup.any():
             report.counts["rejected"] += int(dup.sum())
-            report.rules["duplicate_child_in_file"] = int(dup.sum())
-            duplicates = dict.fromkeys(map(int, dup.index[dup]), "duplicate_child_in_file")
+            report.rules["duplicate_child_in_file"] = int(dup.sum()) + len(duplicates)
+            duplicates.update(dict.fromkeys(map(int, dup.index[dup]), "duplicate_child_in_file"))
             pseudonymised = pseudonymised.loc[~dup]
         scan, _redacted = scan_notes(pseudonymised["notes"])
         report.counts["notes_with_pii"] = scan.rows_with_pii
         report.pii = dict(sorted(scan.entity_counts.items()))
+        # minimise renumbers rows: take each row's line digest while positions still hold.
+        digests = None if lines is None else lines.digests[pseudonymised.index.to_numpy()]
         staged, shielded = strip_shielded(minimise(pseudonymised, policy, council), policy)
         report.counts["shielded"] = shielded
-        guarded = [c for c in staged.columns if c not in ("child_pseudonym", "key_version")]
+        guarded = [
+            c for c in staged.columns if c not in ("child_pseudonym", "key_version", "row_digest")
+        ]
         findings = guard_index_values(staged, guarded)
         if findings:
             detail = "; ".join(
@@ -289,14 +436,64 @@ def process_extract(
                 "personal data found in values bound for the "
                 f"index: {detail}; check the columns hold what the contract says",
             )
+        if digests is not None:
+            staged["row_digest"] = digests
     refused_rows = feedback_refused_rows(validation, duplicates)
     if refused_rows:
-        _set_aside_rows(paths, ref, report, extract.data, refused_rows)
-    _write_feedback(paths, report, frame, validation, duplicates)
+        _set_aside_rows(paths, ref, report, data, refused_rows, lines)
+    _write_feedback(paths, report, shown, validation, duplicates)
+    remembered = None
+    if lines is not None:
+        remembered = pd.concat([_remembered_refusals(lines, refused_rows), kept_out])
+    return _stage(paths, report, run_id, staged, unchanged, plan, key, remembered)
+
+
+def _remembered_refusals(lines: Lines, refused: dict[int, str]) -> pd.DataFrame:
+    """Refused lines whose verdict holds while the line is unchanged: digest and rules."""
+    never = NOT_CARRIED | {"duplicate_child_in_file"}
+    keep = [(p, r) for p, r in refused.items() if not never & set(r.split(";"))]
+    return pd.DataFrame(
+        {
+            "row_digest": np.array([lines.digests[p] for p, _ in keep], dtype="int64"),
+            "rules": [r for _, r in keep],
+        }
+    )
+
+
+def _empty_staged(policy: Policy) -> pd.DataFrame:
+    columns = [*KEY_COLUMNS, *policy.field_names, "row_digest"]
+    return pd.DataFrame({c: pd.Series([], dtype="object") for c in columns})
+
+
+def _stage(
+    paths: SyncPaths,
+    report: FileReport,
+    run_id: str,
+    staged: pd.DataFrame,
+    unchanged: pd.Series | None,
+    plan: ChangePlan | None,
+    key: PseudonymKey,
+    remembered: pd.DataFrame | None = None,
+) -> FileReport:
+    """Write the staged rows, and beside them what change detection needs at load.
+
+    That is: the children of the unchanged lines (change-detected files) and the refused lines
+    to remember (digests and rule names).
+    """
     out = paths.staging / run_id
     out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{ref.folder}__{ref.file_name}.parquet"
+    target = out / f"{report.folder}__{report.file_name}.parquet"
     staged.to_parquet(target, index=False)
+    if remembered is not None:
+        refused_path = out / f"{report.folder}__{report.file_name}.refused.parquet"
+        remembered.to_parquet(refused_path, index=False)
+        report.refused_path = str(refused_path)
+    if plan is not None and unchanged is not None:
+        kept = out / f"{report.folder}__{report.file_name}.unchanged.parquet"
+        frame = pd.DataFrame({"child_pseudonym": unchanged.to_numpy(dtype=object)})
+        frame["key_version"] = key.version
+        frame.to_parquet(kept, index=False)
+        report.unchanged_path, report.change_base = str(kept), plan.base_sha256
     report.status, report.staged_path = "staged", str(target)
     return report
 
@@ -323,35 +520,62 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) 
             continue
         rows = pd.read_parquet(report.staged_path)
         council = NATIONAL_FOLDER if report.folder == NATIONAL_FOLDER else report.folder
-        outcome = store.load(
-            StagedFile(
-                council,
-                report.file_name,
-                report.sha256,
-                report.file_kind,
-                report.extract_kind,
-                report.sequence,
-                report.created_at,
-                rows,
-            )
+        unchanged, key_version = None, None
+        if report.unchanged_path is not None:
+            kept = pd.read_parquet(report.unchanged_path)
+            unchanged = kept["child_pseudonym"]
+            key_version = str(kept["key_version"].iloc[0]) if len(kept) else None
+        refused_lines = None
+        if report.refused_path is not None:
+            refused_lines = pd.read_parquet(report.refused_path)
+        staged_file = StagedFile(
+            council,
+            report.file_name,
+            report.sha256,
+            report.file_kind,
+            report.extract_kind,
+            report.sequence,
+            report.created_at,
+            rows,
+            key_version=key_version,
+            unchanged=unchanged,
+            base_sha256=report.change_base,
+            refused_lines=refused_lines,
         )
+        try:
+            outcome = store.load(staged_file)
+        except ChangedUnderneath:
+            outcome = None
         ref = ExtractRef(report.folder, report.file_name, report.file_name + ".manifest.json")
-        Path(report.staged_path).unlink(missing_ok=True)
-        report.staged_path = None
+        for staged_path in (report.staged_path, report.unchanged_path, report.refused_path):
+            if staged_path:
+                Path(staged_path).unlink(missing_ok=True)
+        report.staged_path = report.unchanged_path = report.refused_path = None
+        if outcome is None:
+            # Left in the drop zone: processed again against the council's current state.
+            report.status = "deferred"
+            report.reason = (
+                "another extract from this council loaded after this one was read; it is "
+                "read again and loaded in order"
+            )
+            continue
         if outcome.status == "refused":
             _refuse(paths, ref, report, outcome.reason or "refused at load")
             continue
         report.status = outcome.status
         if outcome.status == "already_loaded":
             report.reason = (
-                "this file (same sha256) was loaded before; nothing changed. Send new data "
-                "as a new extract with the next sequence number"
+                "this extract (same sha256 and sequence) was loaded before; nothing changed. "
+                "Send new data as a new extract with the next sequence number"
             )
             _write_feedback(paths, report)
         if report.file_kind == "children":
             report.counts["opted_out"] = outcome.opted_out
             report.counts["loaded"] = outcome.loaded
             report.counts["shielded"] = outcome.shielded
+            report.counts["unchanged"] = outcome.unchanged
+            report.counts["archived"] = outcome.archived
+            report.counts["local_pseudonyms"] = outcome.local_pseudonyms
         else:
             report.counts["opted_out"] = outcome.opted_out
         _move_pair(paths.landing, ref, paths.processed / report.folder / report.sha256[:16])
@@ -367,12 +591,45 @@ def sync_drop_zone(
 ) -> list[FileReport]:
     """Run the whole pipeline over the drop zone without Airflow (CLI, benchmarks, tests)."""
     run_id = run_id or "cli_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    reports = [
-        process_extract(paths, ref, key, policy, run_id) for ref in discover_extracts(paths.landing)
-    ]
+    refs = discover_extracts(paths.landing)
+    reports = [process_extract(paths, ref, key, policy, run_id, store, False) for ref in refs]
+    render_data_docs(paths, reports)
     reports = load_staged(paths, reports, store)
+    for _attempt in range(3):
+        # A file read against a state another file of its council then changed: read it again.
+        again = [r for r in reports if r.status == "deferred"]
+        if not again:
+            break
+        redo = [
+            process_extract(
+                paths,
+                ExtractRef(r.folder, r.file_name, r.file_name + MANIFEST_SUFFIX),
+                key,
+                policy,
+                run_id,
+                store,
+            )
+            for r in again
+        ]
+        redo = load_staged(paths, redo, store)
+        reports = [r for r in reports if r.status != "deferred"] + redo
     write_run_summary(paths, run_id, reports)
     return reports
+
+
+def render_data_docs(paths: SyncPaths, reports: list[FileReport]) -> None:
+    """Render the Data Docs pages of a run's validated extracts in one build (logged if it fails).
+
+    The pages show no values (see transforms/datadocs.py); the engineers' site is refreshed
+    once a run instead of once an extract.
+    """
+    pages = [(r.folder, r.file_name) for r in reports if r.validated]
+    if not pages:
+        return
+    try:
+        build_data_docs(paths.home, pages=pages)
+    except DataDocsError as err:
+        log.warning("Data Docs not built for this run: %s", err)
 
 
 def write_run_summary(paths: SyncPaths, run_id: str, reports: list[FileReport]) -> Path:

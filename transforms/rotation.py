@@ -23,8 +23,10 @@ audited opt-out withdrawals and unshields, and the arrival history the responsib
 chosen from. Translating keeps the index exactly as it was, only re-keyed.
 
 The guarantees and how they are kept:
-- No pseudonym under the old key remains in `child_index`, `council_record`, `shield`, `optout`:
-  every row is rewritten, and the index's `key_state` row carries the new version.
+- No pseudonym under the old key remains in `child_index`, `council_record`, `shield`, `optout`,
+  `archive`: every row is rewritten (`archive_on` and the archive's months are kept), and the
+  index's `key_state` row carries the new version. Purged look-ups (`PURGED_MARKER`) stay as they
+  are.
 - Fail safe: if any pseudonym in those tables has no translation (its source file is gone), the
   rotation refuses and nothing changes. A shield or an opt-out is never dropped by a rotation.
 - No child lost or duplicated: the translation is checked to be one-to-one on what the index
@@ -61,6 +63,7 @@ from transforms.contract import MANIFEST_SUFFIX, extract_name_for
 from transforms.ingest import ExtractRefused, parse_extract
 from transforms.load import INDEX_TABLES, IndexStore
 from transforms.pseudonymise import PseudonymKey, assign_pseudonyms
+from transforms.retention import PURGED_MARKER
 
 RETIRED_MARKER = (
     "retired-key-"  # access-log pseudonyms no source can translate become this + version
@@ -223,6 +226,10 @@ def rotate_key(
                 tr.insert(),
                 [{"old": p, "new": translation[p]} for p in needed[start : start + _CHUNK]],
             )
+        # Line digests are keyed by a key derived from the old one: no line matches them now,
+        # and the refused-line memory holds old pseudonyms. Forget it; the next extract of each
+        # council is read in full once.
+        conn.execute(store.t["refused_line"].delete())
         for name in INDEX_TABLES:
             tbl = store.t[name]
             new_value = (
@@ -250,7 +257,11 @@ def rotate_key(
         outcome.access_log_retired = int(
             conn.execute(
                 log.update()
-                .where(~known, ~log.c.child_pseudonym.startswith(RETIRED_MARKER))
+                .where(
+                    ~known,
+                    ~log.c.child_pseudonym.startswith(RETIRED_MARKER),
+                    log.c.child_pseudonym != PURGED_MARKER,
+                )
                 .values(child_pseudonym=retired)
             ).rowcount
             or 0
@@ -284,7 +295,9 @@ def _held_pseudonyms(store: IndexStore, conn: sa.Connection) -> set[str]:
 
 def _logged_pseudonyms(store: IndexStore, conn: sa.Connection) -> set[str]:
     log = store.t["access_log"]
-    stmt = sa.select(log.c.child_pseudonym).where(~log.c.child_pseudonym.startswith(RETIRED_MARKER))
+    stmt = sa.select(log.c.child_pseudonym).where(
+        ~log.c.child_pseudonym.startswith(RETIRED_MARKER), log.c.child_pseudonym != PURGED_MARKER
+    )
     return set(conn.execute(stmt.distinct()).scalars())
 
 

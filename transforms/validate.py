@@ -14,7 +14,7 @@ import datetime
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -105,7 +105,11 @@ def date_of_birth_bounds(extract_date: datetime.date) -> tuple[datetime.date, da
 
 
 def validate_children(
-    frame: pd.DataFrame, *, council_code: str, extract_date: datetime.date
+    frame: pd.DataFrame,
+    *,
+    council_code: str,
+    extract_date: datetime.date,
+    file_rows: int | None = None,
 ) -> ValidationResult:
     """Validate a council's children extract against suite `children_extract`.
 
@@ -113,6 +117,8 @@ def validate_children(
         frame: the extract as read from CSV, every column a string, blanks "".
         council_code: the council's GSS code (E06/E08/E09/E10 and six digits).
         extract_date: the date the extract was taken; dates of birth are checked against it.
+        file_rows: the file's row count when `frame` holds only its changed rows (the other
+            rows passed before); the file-level thresholds are fractions of the whole file.
 
     Returns:
         The file verdict, a verdict and the broken rules per row (aligned with `frame`'s index),
@@ -135,7 +141,73 @@ def validate_children(
         "date_of_birth_latest": latest.isoformat(),
     }
     run = {"council_code": council_code, "extract_date": extract_date.isoformat()}
-    return _validate(frame, CHILDREN_SUITE, CHILDREN_COLUMNS, parameters, run)
+    return _validate(frame, CHILDREN_SUITE, CHILDREN_COLUMNS, parameters, run, file_rows)
+
+
+# Rules whose verdict on a line can change while the line does not: they depend on the extract's
+# date or on other lines. A line refused for one of them is validated again every time.
+NOT_CARRIED = frozenset({"date_of_birth_range", "local_child_id_duplicate"})
+
+
+def carry_refusals(
+    result: ValidationResult | None, carried: pd.Series, file_rows: int
+) -> ValidationResult:
+    """Add lines refused before, and unchanged since, to a validation of a file's changed lines.
+
+    A line the same council sent before and the suite refused then breaks the same rules now
+    (`NOT_CARRIED` rules excepted: such lines are validated again). Their verdicts are merged in
+    so the council hears about them again and the file-level thresholds see the whole file.
+
+    Args:
+        result: the validation of the changed lines (None: no line changed).
+        carried: ';'-joined rule names per line refused before, indexed by line position.
+        file_rows: the file's data rows.
+
+    Returns:
+        One result over the changed and the carried lines; GX facts are the changed lines'.
+    """
+    if result is not None and not result.accepted:
+        return result  # refused on the changed lines alone
+    rules = load_rules()[CHILDREN_SUITE]
+    order = _rule_positions(load_suite(CHILDREN_SUITE, rules))
+    columns: dict[str, list[str | None]] = {}
+    for rule, column in order:
+        columns.setdefault(rule, []).append(column)
+    merged = {(o.rule, o.column): o for o in (result.outcomes if result is not None else ())}
+    counts: dict[str, int] = {}
+    for text in carried:
+        for rule in filter(None, str(text).split(";")):
+            counts[rule] = counts.get(rule, 0) + 1
+    for rule, n in counts.items():
+        known = columns.get(rule, [None])
+        key = (rule, known[0] if len(known) == 1 else None)
+        if key in merged:
+            merged[key] = replace(merged[key], failed_rows=merged[key].failed_rows + n)
+        else:
+            spec = rules.rules[rule]
+            merged[key] = RuleOutcome(rule, key[1], spec.severity, n, spec.fix)
+    outcomes = tuple(
+        sorted(merged.values(), key=lambda o: order.get((o.rule, o.column), (1 << 30, 0)))
+    )
+    empty_ok = pd.Series([], dtype=bool, name="row_ok")
+    empty_rules = pd.Series([], dtype="str", name="row_rules")
+    row_ok = pd.concat(
+        [result.row_ok if result is not None else empty_ok, pd.Series(False, index=carried.index)]
+    ).sort_index()
+    row_rules = pd.concat(
+        [result.row_rules if result is not None else empty_rules, carried.astype("str")]
+    ).sort_index()
+    reason = _refusal_reason(file_rows, int((~row_ok).sum()), outcomes, rules, False)
+    return ValidationResult(
+        accepted=reason is None,
+        reason=reason,
+        row_ok=row_ok.rename("row_ok"),
+        row_rules=row_rules.rename("row_rules"),
+        outcomes=outcomes,
+        gx_success=result.gx_success if result is not None else False,
+        gx_summary=result.gx_summary if result is not None else {},
+        gx_result=result.gx_result if result is not None else {},
+    )
 
 
 def validate_optouts(frame: pd.DataFrame) -> ValidationResult:
@@ -253,6 +325,7 @@ def _validate(
     contract_columns: tuple[str, ...],
     parameters: dict[str, str],
     run: dict[str, str],
+    file_rows: int | None = None,
 ) -> ValidationResult:
     rules = load_rules()[suite_name]
     suite = load_suite(suite_name, rules)
@@ -295,7 +368,11 @@ def _validate(
         critical[:] = True
     row_ok = ~critical
     reason = _refusal_reason(
-        n_rows, int(critical.sum()), tuple(outcomes), rules, bool(table_failures)
+        n_rows if file_rows is None else file_rows,
+        int(critical.sum()),
+        tuple(outcomes),
+        rules,
+        bool(table_failures),
     )
     return ValidationResult(
         accepted=reason is None,

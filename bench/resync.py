@@ -1,0 +1,159 @@
+"""Benchmark: the cost of a re-sync follows the change, not the population.
+
+Run with `make bench` (or `python -m bench.resync --children N`). A population is synced once
+(every line read); then each council sends its next snapshot twice over:
+
+- unchanged: the same lines in another order (the bytes differ, the rows do not);
+- 1% changed: the same, with 1% of the lines edited (a service code added).
+
+Each re-sync is timed with the whole pipeline (`sync_drop_zone`: verify, find the changed lines,
+validate and pseudonymise them, load) and compared with the DuckDB I/O floor, DuckDB reading the
+same files and writing them as Parquet, measured in the same run just before. Output holds
+counts, seconds and ratios only, never a value from the population.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.run import RESULTS, io_floor, machine
+from synthetic_data.population import PopulationConfig
+from synthetic_data.writer import write_population
+from transforms.contract import MANIFEST_SUFFIX, SCHEMA_VERSION, Manifest, extract_file_name
+from transforms.load import IndexStore
+from transforms.pipeline import SyncPaths, sync_drop_zone
+from transforms.policy import load_policy
+from transforms.pseudonymise import PseudonymKey
+
+TARGETS = {"unchanged": 1.5, "changed_1pct": 2.0}  # issue #3: ratios to the I/O floor
+
+
+def next_snapshots(
+    processed: Path, landing: Path, sequence: int, changed: float, rng: np.random.Generator
+) -> int:
+    """Write each council's next snapshot: its last lines shuffled, `changed` of them edited.
+
+    Returns:
+        How many data lines were written in all.
+    """
+    written = 0
+    day = f"2026-11-{24 + sequence:02d}T06:00:00Z"
+    for council in sorted(p.name for p in processed.iterdir() if p.name.startswith("E")):
+        sources = sorted((processed / council).rglob("children_*.csv"))
+        if not sources:
+            continue
+        header, *body = sources[-1].read_bytes().rstrip(b"\n").split(b"\n")
+        order = rng.permutation(len(body))
+        body = [body[i] for i in order]
+        for i in rng.choice(len(body), int(len(body) * changed), replace=False):
+            # The services column is the fourth from the end in every line of the contract.
+            # Lines with quotes are left alone, so the edit never breaks a field.
+            line = body[i]
+            if b'"' in line:
+                continue
+            fields = line.split(b",")
+            fields[-4] = b"EH;YJ" if fields[-4] != b"EH;YJ" else b"EH"
+            body[i] = b",".join(fields)
+        data = b"\n".join([header, *body]) + b"\n"
+        name = extract_file_name("children", day, sequence)
+        folder = landing / council
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        manifest = Manifest(
+            schema_version=SCHEMA_VERSION,
+            council_code=council,
+            file_kind="children",
+            extract_kind="snapshot",
+            sequence=sequence,
+            created_at=day,
+            row_count=len(body),
+            sha256=hashlib.sha256(data).hexdigest(),
+            file_name=name,
+        )
+        (folder / (name + MANIFEST_SUFFIX)).write_text(manifest.to_json(), "utf-8")
+        written += len(body)
+    return written
+
+
+def run(children: int, councils: int, workdir: Path) -> dict:
+    """Sync a population in full, then time an unchanged and a 1%-changed re-sync."""
+    home = workdir / "home"
+    paths = SyncPaths(home)
+    write_population(
+        PopulationConfig(children=children, councils=councils, seed=7),
+        home / "landing",
+        workdir / "truth",
+    )
+    policy = load_policy()
+    store = IndexStore.from_url(f"sqlite:///{workdir / 'index.sqlite'}", policy)
+    key = PseudonymKey(secrets.token_bytes(32))  # a throwaway key for this run only
+    rng = np.random.default_rng(7)
+
+    floor = io_floor(paths.landing, workdir / "floor0")
+    started = time.perf_counter()
+    sync_drop_zone(paths, key, policy, store, run_id="full")
+    full = time.perf_counter() - started
+    figures: dict = {
+        "machine": machine(),
+        "children_requested": children,
+        "councils": councils,
+        "full_sync_seconds": round(full, 2),
+        "full_sync_floor_seconds": round(floor, 2),
+        "full_sync_to_floor_ratio": round(full / floor, 1),
+    }
+    for sequence, (label, share) in enumerate(
+        (("unchanged", 0.0), ("changed_1pct", 0.01)), start=2
+    ):
+        lines = next_snapshots(paths.processed, paths.landing, sequence, share, rng)
+        floor = io_floor(paths.landing, workdir / f"floor{sequence}")
+        started = time.perf_counter()
+        reports = sync_drop_zone(paths, key, policy, store, run_id=label)
+        seconds = time.perf_counter() - started
+        children_reports = [r for r in reports if r.file_kind == "children"]
+        figures.update(
+            {
+                f"{label}_lines": lines,
+                f"{label}_rows_rewritten": sum(r.counts["loaded"] for r in children_reports),
+                f"{label}_rows_unchanged": sum(r.counts["unchanged"] for r in children_reports),
+                f"{label}_seconds": round(seconds, 2),
+                f"{label}_floor_seconds": round(floor, 2),
+                f"{label}_to_floor_ratio": round(seconds / floor, 2),
+                f"{label}_target_ratio": TARGETS[label],
+            }
+        )
+        for report in reports:
+            if report.status != "loaded":
+                raise RuntimeError(f"{report.folder}/{report.file_name}: {report.status}")
+    store.engine.dispose()
+    return figures
+
+
+def main() -> None:
+    """Parse arguments, run, print the figures and keep them in bench/results/resync.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--children", type=int, default=1_000_000)
+    parser.add_argument("--councils", type=int, default=4)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="registry-resync-"))
+    try:
+        figures = run(args.children, args.councils, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    width = max(len(k) for k in figures)
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {value}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "resync.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
