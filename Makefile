@@ -59,11 +59,14 @@ demo-data: $(STAMP) $(KEY_FILE) ## Reset data/demo (index included) and drop a f
 	@rm -rf $(DEMO_HOME) && mkdir -p $(DEMO_HOME)
 	$(BIN)/registry-sync --home $(DEMO_HOME) synth --children $(DEMO_CHILDREN) --councils $(DEMO_COUNCILS) --seed 1
 
+# One pytest worker per core; a test file stays on one worker (its module fixtures are built once).
+PYTEST_PARALLEL = -n auto --dist loadfile
+
 test: $(STAMP) ## Run the whole test suite (PostgreSQL tests skip with a reason if it is absent)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 test-all: $(STAMP) ## Run the suite including slow tests
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m ''
 
 airflow: $(STAMP) $(KEY_FILE) ## Run Airflow (scheduler, LocalExecutor, UI) on http://127.0.0.1:8080
 	@mkdir -p $(DEMO_HOME)

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -436,9 +435,9 @@ def test_when_fresh_process_then_import_build_and_analysis_touch_no_network_or_m
     assert not any(tmp_path.iterdir()), "something was cached under HOME"
 
 
-# --- speed ---------------------------------------------------------------------------------------
+# --- many realistic notes -------------------------------------------------------------------------
 @pytest.mark.slow
-def test_when_5000_realistic_notes_then_over_1000_per_second():
+def test_when_5000_realistic_notes_then_every_one_with_personal_data_is_found():
     rng = random.Random(5)
     plain = [
         "Attended review.",
@@ -456,12 +455,9 @@ def test_when_5000_realistic_notes_then_over_1000_per_second():
                 f"Attended review {i}. Mum Sarah Jones called on 07700 900{i % 1000:03d} "
                 f"about school; lives at LS6 {i % 10}AB."
             )
-    pii.build_analyzer()
-    start = time.perf_counter()
+    # Speed is measured by `make bench` (bench/pii.py), never asserted in a test.
     scan, _ = pii.scan_notes(pd.Series(notes))
-    rate = len(notes) / (time.perf_counter() - start)
     assert scan.rows_with_pii > 2000
-    assert rate > 1000, f"{rate:.0f} notes/s"
 
 
 @pytest.fixture(scope="module")
@@ -486,19 +482,15 @@ def test_when_fast_path_then_same_redaction_as_full_presidio_analysis(synthetic_
         assert pii.redact_text(text, a) == pii.redact_text(text, b)
 
 
-def test_when_synthetic_labelled_notes_then_over_10000_per_second_with_full_recall(
+def test_when_synthetic_labelled_notes_then_every_planted_span_is_found_and_redacted(
     synthetic_notes,
 ):
     notes = synthetic_notes["notes"]
-    pii.scan_notes(pd.Series(["warm-up: Sarah Jones 07700 900123"]))
-    start = time.perf_counter()
+    # Speed is measured by `make bench` (bench/pii.py), against Presidio in the same run.
     scan, redacted = pii.scan_notes(notes)
-    rate = len(notes) / (time.perf_counter() - start)
     planted = sum(len(json.loads(s)) for s in synthetic_notes["spans"])
     assert scan.rows_with_pii == int(synthetic_notes["spans"].ne("[]").sum())
     assert sum(scan.entity_counts.values()) >= planted
     for text, spans, out in zip(notes, synthetic_notes["spans"], redacted, strict=True):
         for span in json.loads(spans):
             assert text[span["start"] : span["end"]] not in out, span["type"]
-    # 10,000 a second on the 2-core reference machine; a loaded CI runner gets some slack.
-    assert rate > 6000, f"{rate:.0f} notes/s"
