@@ -59,8 +59,8 @@ demo-data: $(STAMP) $(KEY_FILE) ## Reset data/demo (index included) and drop a f
 	@rm -rf $(DEMO_HOME) && mkdir -p $(DEMO_HOME)
 	$(BIN)/registry-sync --home $(DEMO_HOME) synth --children $(DEMO_CHILDREN) --councils $(DEMO_COUNCILS) --seed 1
 
-# One pytest worker per core; a test file stays on one worker (its module fixtures are built once).
-PYTEST_PARALLEL = -n auto --dist loadfile
+# One pytest worker per core; idle workers take tests queued on the other.
+PYTEST_PARALLEL = -n auto --dist worksteal
 
 test: $(STAMP) ## Run the whole test suite (PostgreSQL tests skip with a reason if it is absent)
 	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
@@ -77,6 +77,7 @@ airflow: $(STAMP) $(KEY_FILE) ## Run Airflow (scheduler, LocalExecutor, UI) on h
 
 bench: $(STAMP) ## Benchmarks: pipeline throughput against the DuckDB I/O floor
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.resync
 	$(BIN)/python -m bench.synth
 	$(BIN)/python -m bench.validate
 	$(BIN)/python -m bench.pii

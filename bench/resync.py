@@ -14,18 +14,14 @@ counts, seconds and ratios only, never a value from the population.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import secrets
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.run import RESULTS, io_floor, machine
+from bench.run import bench_main, io_floor, machine
 from synthetic_data.population import PopulationConfig
 from synthetic_data.writer import write_population
 from transforms.contract import MANIFEST_SUFFIX, SCHEMA_VERSION, Manifest, extract_file_name
@@ -138,21 +134,8 @@ def run(children: int, councils: int, workdir: Path) -> dict:
 
 
 def main() -> None:
-    """Parse arguments, run, print the figures and keep them in bench/results/resync.json."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--children", type=int, default=1_000_000)
-    parser.add_argument("--councils", type=int, default=4)
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="registry-resync-"))
-    try:
-        figures = run(args.children, args.councils, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    width = max(len(k) for k in figures)
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "resync.json").write_text(json.dumps(figures, indent=2) + "\n")
+    """Run the re-sync benchmark; the figures go to bench/results/resync.json."""
+    bench_main(run, __doc__.splitlines()[0], 1_000_000, "resync.json")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -83,22 +84,36 @@ def run(children: int, councils: int, workdir: Path) -> dict:
     }
 
 
-def main() -> None:
-    """Parse arguments, run, print the figures and keep them in bench/results/latest.json."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--children", type=int, default=200_000)
+def bench_main(
+    measure: Callable[[int, int, Path], dict], description: str, children: int, result: str
+) -> None:
+    """Parse --children/--councils, measure in a throwaway folder, print and keep the figures.
+
+    Args:
+        measure: run(children, councils, workdir) -> figures (counts, seconds, ratios only).
+        description: the command's one-line description.
+        children: the default population size.
+        result: the file name under bench/results/ that keeps the figures as JSON.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--children", type=int, default=children)
     parser.add_argument("--councils", type=int, default=4)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="registry-bench-"))
     try:
-        figures = run(args.children, args.councils, workdir)
+        figures = measure(args.children, args.councils, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     width = max(len(k) for k in figures)
     for name, value in figures.items():
         print(f"{name:<{width}}  {value}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (RESULTS / result).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def main() -> None:
+    """Run the pipeline benchmark; the figures go to bench/results/latest.json."""
+    bench_main(run, __doc__.splitlines()[0], 200_000, "latest.json")
 
 
 if __name__ == "__main__":

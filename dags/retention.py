@@ -14,7 +14,8 @@ date, in one index transaction:
 - one audit event each for archive and purge, with counts only.
 
 After a purge the freed space is scrubbed (SQLite: secure_delete and VACUUM; PostgreSQL:
-VACUUM FULL of the touched tables, which locks each while it is rewritten). Re-running a day is harmless: nothing is left to do. XCom carries counts only.
+VACUUM FULL of the touched tables, which locks each while it is rewritten). Re-running a day is
+harmless: nothing is left to do. XCom carries counts only.
 The index comes from the connection `registry_sync_index` (its URI), `REGISTRY_SYNC_INDEX_URL`,
 or the SQLite file in `REGISTRY_SYNC_HOME`.
 """

@@ -81,3 +81,18 @@ def index_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'index.sqlite'}"
     return request.getfixturevalue("postgres_url")
+
+
+def empty_index(url: str, policy):
+    """Open the index at `url` with every table emptied.
+
+    PostgreSQL tests share one schema per test, so a test that builds several indexes (one per
+    arrival order, say) starts each from empty tables; SQLite tests give each its own file.
+    """
+    from transforms.load import IndexStore
+
+    store = IndexStore.from_url(url, policy)
+    with store.engine.begin() as conn:
+        for table in reversed(store.metadata.sorted_tables):
+            conn.execute(table.delete())
+    return store

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import empty_index
 
 from expectations.loader import load_rules
 from synthetic_data.population import PopulationConfig
@@ -50,12 +51,8 @@ def drop(home: Path, council: str, frame: pd.DataFrame, created: str, seq: int) 
 
 
 def store_for(url: str, policy, fresh: bool) -> IndexStore:
-    store = IndexStore.from_url(url, policy)
-    if fresh:  # PostgreSQL's schema is shared by the two stores of a test
-        with store.engine.begin() as conn:
-            for table in reversed(store.metadata.sorted_tables):
-                conn.execute(table.delete())
-    return store
+    # PostgreSQL's schema is shared by the two stores of a test: the second starts empty.
+    return empty_index(url, policy) if fresh else IndexStore.from_url(url, policy)
 
 
 def comparable(store: IndexStore) -> dict[str, list[tuple]]:
