@@ -249,15 +249,21 @@ class IndexStore:
     def create(self) -> None:
         """Create missing tables; existing ones are kept (an older index gains new columns)."""
         self.metadata.create_all(self.engine)
-        self._add_retention_columns()
-        self._add_change_columns()
+        self._add_missing_columns()
 
-    def _add_change_columns(self) -> None:
-        """Add `council_record.row_digest` to an index made before change detection existed."""
+    def _add_missing_columns(self) -> None:
+        """Add the `council_record` columns an index made before them lacks.
+
+        `archive_on` came with retention, `row_digest` with change detection; both may be NULL,
+        which the code reads as "not known" (no archive month yet; read the line again).
+        """
         have = {c["name"] for c in sa.inspect(self.engine).get_columns("council_record")}
-        if "row_digest" not in have:
+        added = {"archive_on": "VARCHAR(7)", "row_digest": "BIGINT"}
+        missing = {name: kind for name, kind in added.items() if name not in have}
+        if missing:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql("ALTER TABLE council_record ADD COLUMN row_digest BIGINT")
+                for name, kind in missing.items():
+                    conn.exec_driver_sql(f"ALTER TABLE council_record ADD COLUMN {name} {kind}")
 
     def council_digests(self, council: str) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
         """Return a council's contribution, its refused lines, and its newest file's checksum.
@@ -840,13 +846,6 @@ class IndexStore:
                     ).fetchall()
                 ]
         return out
-
-    def _add_retention_columns(self) -> None:
-        """Add `council_record.archive_on` to an index made before retention existed."""
-        have = {c["name"] for c in sa.inspect(self.engine).get_columns("council_record")}
-        if "archive_on" not in have:
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql("ALTER TABLE council_record ADD COLUMN archive_on VARCHAR(7)")
 
     def _drop_retired(self, conn: Connection, staged: StagedFile) -> tuple[StagedFile, int]:
         """Archive who is due by the extract's date, then drop rows of archived or adult children.

@@ -259,23 +259,37 @@ def _read_rows(
     """
     manifest, data = read_verified(paths.landing, ref)
     lines = split_lines(data, key) if manifest.file_kind == "children" else None
+    plan = _change_plan(paths, ref, manifest, lines, store)
+    if plan is not None and lines is not None:
+        try:
+            frame = parse_csv(subset_bytes(lines, plan.changed), CHILDREN_COLUMNS)
+        except ExtractRefused:
+            pass  # the full read below says what is wrong in the whole file's line numbers
+        else:
+            frame.index = pd.Index(plan.changed, dtype="int64")
+            return manifest, data, frame, lines, plan
+    return manifest, data, parse_rows(data, manifest), lines, None
+
+
+def _change_plan(
+    paths: SyncPaths,
+    ref: ExtractRef,
+    manifest: Manifest,
+    lines: Lines | None,
+    store: IndexStore | None,
+) -> ChangePlan | None:
+    """Compare a children extract's lines with its council's contribution, when that is sound.
+
+    None (read every line): lines are not records, their count differs from the manifest, there
+    is no index to compare with, the council has no loaded extract yet, or another extract of the
+    council waits too (each would be compared with the same earlier state).
+    """
     if lines is None or len(lines) != manifest.row_count or store is None:
-        return manifest, data, parse_rows(data, manifest), lines, None
-    waiting = list((paths.landing / ref.folder).glob("children_*" + MANIFEST_SUFFIX))
-    if len(waiting) != 1:
-        # Several extracts of one council would each be compared with the same earlier state.
-        return manifest, data, parse_rows(data, manifest), lines, None
+        return None
+    if len(list((paths.landing / ref.folder).glob("children_*" + MANIFEST_SUFFIX))) != 1:
+        return None
     previous, refused, base = store.council_digests(manifest.council_code)
-    if base is None:
-        return manifest, data, parse_rows(data, manifest), lines, None
-    plan = plan_changes(lines, previous, base, refused)
-    try:
-        frame = parse_csv(subset_bytes(lines, plan.changed), CHILDREN_COLUMNS)
-    except ExtractRefused:
-        # Say what is wrong in terms of the whole file (its line numbers, not the subset's).
-        return manifest, data, parse_rows(data, manifest), lines, None
-    frame.index = pd.Index(plan.changed, dtype="int64")
-    return manifest, data, frame, lines, plan
+    return None if base is None else plan_changes(lines, previous, base, refused)
 
 
 def process_extract(
@@ -316,32 +330,12 @@ def process_extract(
     unchanged = plan.unchanged_pseudonyms if plan is not None else None
     report.counts["unchanged"] = 0 if unchanged is None else len(unchanged)
     carried = plan.refused_again if plan is not None else pd.Series([], dtype="str")
-    # Unchanged lines of children opted out last time: skipped; the load checks they still are.
-    suppressed = carried[carried == OPTED_OUT_LINE]
-    retired = carried[carried == ARCHIVED_LINE]  # archived, or of age: never loads again
+    # Unchanged lines of children opted out (the load checks they still are) or archived last
+    # time: skipped, and remembered again. The other carried lines are refused again.
+    kept_out = _skipped_lines(lines, plan)
+    report.counts["opted_out"] = int((kept_out["rules"] == OPTED_OUT_LINE).sum())
+    report.counts["archived"] = int((kept_out["rules"] == ARCHIVED_LINE).sum())
     carried = carried[~carried.isin([OPTED_OUT_LINE, ARCHIVED_LINE])]
-    report.counts["opted_out"] = len(suppressed)
-    report.counts["archived"] = len(retired)
-    kept_out = pd.DataFrame(
-        {
-            "row_digest": lines.digests[suppressed.index.to_numpy()]
-            if len(suppressed)
-            else np.zeros(0, dtype="int64"),
-            "rules": OPTED_OUT_LINE,
-            "child_pseudonym": plan.refused_pseudonyms.loc[suppressed.index].to_numpy()
-            if len(suppressed)
-            else [],
-        }
-    )
-    if len(retired):
-        kept_out = pd.concat(
-            [
-                kept_out,
-                pd.DataFrame(
-                    {"row_digest": lines.digests[retired.index.to_numpy()], "rules": ARCHIVED_LINE}
-                ),
-            ]
-        )
     validation, guard_reason = None, None
     if plan is None or not frame.empty:
         if manifest.file_kind == "children":
@@ -446,6 +440,23 @@ def process_extract(
     if lines is not None:
         remembered = pd.concat([_remembered_refusals(lines, refused_rows), kept_out])
     return _stage(paths, report, run_id, staged, unchanged, plan, key, remembered)
+
+
+def _skipped_lines(lines: Lines | None, plan: ChangePlan | None) -> pd.DataFrame:
+    """Unchanged lines skipped as opted out or archived: digest, rules and (opted out) child."""
+    if plan is None or lines is None:
+        return pd.DataFrame(
+            {"row_digest": np.zeros(0, dtype="int64"), "rules": [], "child_pseudonym": []}
+        )
+    skipped = plan.refused_again[plan.refused_again.isin([OPTED_OUT_LINE, ARCHIVED_LINE])]
+    at = skipped.index.to_numpy(dtype="int64")
+    return pd.DataFrame(
+        {
+            "row_digest": lines.digests[at],
+            "rules": skipped.to_numpy(dtype=object),
+            "child_pseudonym": plan.refused_pseudonyms.loc[skipped.index].to_numpy(dtype=object),
+        }
+    )
 
 
 def _remembered_refusals(lines: Lines, refused: dict[int, str]) -> pd.DataFrame:
