@@ -40,9 +40,7 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 )
 
 from transforms import identifiers
-
-ISO_DATE_SHAPE = r"\d{4}-\d{2}-\d{2}"
-
+from transforms.identifiers import parse_iso_dates
 
 # --- shared vectorised helpers ------------------------------------------------------------------
 
@@ -63,13 +61,6 @@ def is_blank(values: pd.Series) -> np.ndarray:
 
 def _aligned(mask: np.ndarray | pd.Series, like: pd.Series | pd.DataFrame) -> pd.Series:
     return pd.Series(np.asarray(mask, dtype=bool), index=like.index)
-
-
-def parse_iso_dates(values: pd.Series) -> pd.Series:
-    """Parse YYYY-MM-DD strings to timestamps; anything else (wrong shape, 2024-02-30) is NaT."""
-    text = _as_text(values)
-    shaped = text.str.fullmatch(ISO_DATE_SHAPE).to_numpy(dtype=bool, na_value=False)
-    return pd.to_datetime(text.where(shaped), format="%Y-%m-%d", errors="coerce")
 
 
 def codes_pattern(value_set: list[str], separator: str) -> str:

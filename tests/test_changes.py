@@ -262,11 +262,111 @@ def test_plan_changes_finds_changed_and_forced_lines(key):
     body = [b"A1,9990000018,x", b"A2,9990000026,y", b'"A3",,"a, b"', b'A4,,"c, d"']
     lines = split_lines(b"\n".join([header, *body]) + b"\n", key)
     assert lines is not None and lines.forced.tolist() == [False, False, True, False]
-    previous = pd.DataFrame(
-        {"child_pseudonym": ["p1", "p3", "p4"], "row_digest": lines.digests[[0, 2, 3]]}
-    )
+    gone = 12345  # a row whose line the new snapshot no longer holds
+    previous = np.array([*lines.digests[[0, 2, 3]], gone], dtype="int64")
     plan = plan_changes(lines, previous, "sha")
     assert plan.changed.tolist() == [1, 2]  # A2 is new; A3's id is quoted, so is read again
-    assert plan.unchanged_pseudonyms.to_dict() == {0: "p1", 3: "p4"}
+    assert plan.unchanged.tolist() == [0, 3]
+    assert sorted(plan.departed.tolist()) == sorted([int(lines.digests[2]), gone])
+    assert plan_changes(lines, previous, "sha", snapshot=False).departed.tolist() == []
     multi = b"\n".join([header, b'A1,,"two', b'lines"']) + b"\n"
     assert split_lines(multi, key) is None
+
+
+def _refused(lines, positions, rules):
+    return pd.DataFrame(
+        {
+            "row_digest": lines.digests[positions],
+            "rules": rules,
+            "child_pseudonym": [None] * len(positions),
+        }
+    )
+
+
+def test_a_repeated_id_is_carried_only_while_all_its_lines_are_unchanged(key):
+    header = b"local_child_id,date_of_birth"
+    body = [b"A1,2015-01-01", b"A1,2016-01-01", b"B1,2017-01-01"]
+    lines = split_lines(b"\n".join([header, *body]) + b"\n", key)
+    assert lines.forced.tolist() == [True, True, False]
+    refused = _refused(lines, [0, 1], ["local_child_id_duplicate"] * 2)
+    previous = lines.digests[[2]]
+    plan = plan_changes(lines, previous, "sha", refused)
+    assert plan.changed.tolist() == []
+    assert plan.refused_again.to_dict() == {0: "local_child_id_duplicate", 1: ROW_RULE}
+    # The other line of the id is gone: the one left is no longer repeated, and is read again.
+    alone = split_lines(b"\n".join([header, body[0], body[2]]) + b"\n", key)
+    assert plan_changes(alone, previous, "sha", refused).changed.tolist() == [0]
+    # A third line with the same id is new: all three are read together.
+    third = split_lines(b"\n".join([header, *body, b"A1,2018-01-01"]) + b"\n", key)
+    plan = plan_changes(third, previous, "sha", _refused(third, [0, 1], [ROW_RULE] * 2))
+    assert plan.changed.tolist() == [0, 1, 3]
+
+
+ROW_RULE = "local_child_id_duplicate"
+
+
+def test_a_date_of_birth_refusal_is_carried_only_while_still_out_of_range(key):
+    from transforms.validate import dates_of_birth_out_of_range
+
+    header = b"local_child_id,date_of_birth"
+    body = [b"A1,1990-01-01", b"A2,2026-12-01", b"A3,2015-01-01"]
+    lines = split_lines(b"\n".join([header, *body]) + b"\n", key)
+    refused = _refused(lines, [0, 1], ["date_of_birth_range"] * 2)
+
+    def plan_on(day: str):
+        date = pd.Timestamp(day).date()
+        return plan_changes(
+            lines,
+            lines.digests[[2]],
+            "sha",
+            refused,
+            still_out_of_range=lambda fields: dates_of_birth_out_of_range(fields, date),
+        )
+
+    assert plan_on("2026-11-25").changed.tolist() == []  # too old, and not born yet
+    assert plan_on("2026-12-02").changed.tolist() == [1]  # born now: read and validated again
+    assert plan_changes(lines, lines.digests[[2]], "sha", refused).changed.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("trailing", [True, False])
+def test_first_field_numbering_without_a_loop_agrees_with_splitting_lines(key, newline, trailing):
+    from transforms.changes import _first_field_codes
+
+    rng = np.random.default_rng(3)
+    ids = [f"L{n}".encode() for n in rng.integers(0, 400, 1000)]
+    ids[-1] = ids[0] + b"9"  # the last line's id is longer than an id that is a prefix of it
+    ids[-2] = ids[0]
+    body = [i + (b",x,y" if n % 7 else b"") for n, i in enumerate(ids)]
+    data = newline.join([b"local_child_id,a,b", *body]) + (newline if trailing else b"")
+    codes = _first_field_codes(data, b"local_child_id,a,b", newline, len(body))
+    expected = pd.factorize(pd.Series(ids, dtype=object))[0]
+    assert codes is not None
+    assert len(set(zip(codes, expected, strict=True))) == len(set(expected)) == len(set(codes))
+    lines = split_lines(data, key)
+    assert lines is not None
+    assert lines.forced.tolist() == (np.bincount(expected)[expected] > 1).tolist()
+
+
+@pytest.mark.parametrize("first", [b' "A1"', b"A1 ", b'"A1"', b"A" * 40, b""])
+def test_first_fields_the_raw_bytes_cannot_settle_are_left_to_the_line_split(first):
+    from transforms.changes import _first_field_codes
+
+    data = b"\n".join([b"local_child_id,a", first + b",x", b"B1,y"]) + b"\n"
+    assert _first_field_codes(data, b"local_child_id,a", b"\n", 2) is None
+
+
+def test_a_changed_rule_book_or_policy_reads_every_line_again(key, policy):
+    from dataclasses import replace
+
+    from transforms.changes import verdict_fingerprint
+
+    data = b"local_child_id,a\nA1,x\nA2,y\n"
+    before = split_lines(data, key, verdict_fingerprint(policy))
+    coarser = replace(policy, fields=policy.fields[:-1])
+    after = split_lines(data, key, verdict_fingerprint(coarser))
+    assert before is not None and after is not None
+    assert not set(before.digests) & set(after.digests)
+    assert split_lines(data, key, verdict_fingerprint(policy)).digests.tolist() == (
+        before.digests.tolist()
+    )

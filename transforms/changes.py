@@ -16,8 +16,10 @@ earlier state).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +30,33 @@ from transforms.pseudonymise import PseudonymKey
 _CONTEXT = b"registry-sync row digest v1"
 
 
-def digest_key(key: PseudonymKey) -> bytes:
-    """Derive the row-digest key from the pseudonymisation key (never the key itself)."""
-    return hmac.new(key.secret, _CONTEXT, hashlib.sha256).digest()
+def digest_key(key: PseudonymKey, rules: bytes = b"") -> bytes:
+    """Derive the row-digest key from the pseudonymisation key (never the key itself).
+
+    `rules` fingerprints what a line's verdict and row depend on besides the line (see
+    `verdict_fingerprint`): when it changes, no digest matches and every line is read again.
+    """
+    return hmac.new(key.secret, _CONTEXT + rules, hashlib.sha256).digest()
+
+
+def verdict_fingerprint(policy: object) -> bytes:
+    """Fingerprint the suites, rule book, column-guard settings and minimisation policy.
+
+    A line unchanged since the last extract is skipped because it would give the same verdict
+    and the same index row. That holds only while these do too: a changed rule, threshold or
+    coarsening must reach every line, not only the lines that changed.
+    """
+    from importlib import resources
+
+    h = hashlib.sha256()
+    for package, names in (
+        ("expectations", ("rules.yaml", "suites/children_extract.json")),
+        ("transforms", ("config/pii.yaml",)),
+    ):
+        for name in names:
+            h.update(resources.files(package).joinpath(name).read_bytes())
+    h.update(repr(policy).encode())
+    return h.digest()
 
 
 @dataclass(frozen=True)
@@ -42,17 +68,40 @@ class Lines:
     newline: bytes  # b"\n" or b"\r\n"
     digests: np.ndarray  # int64, one per data line
     forced: np.ndarray  # bool: lines that must be read whatever their digest
+    # The lines whose local child id (first field) another line repeats: an id number per
+    # line, the same for lines sharing an id, -1 for a line whose id is its own.
+    repeated: np.ndarray
 
     def __len__(self) -> int:
         return len(self.body)
 
+    def field(self, name: bytes, positions: np.ndarray) -> list[bytes | None]:
+        """Return one field of the given lines; None where the line does not split cleanly."""
+        names = self.header.split(b",")
+        if name not in names:
+            return [None] * len(positions)
+        at = names.index(name)
+        out: list[bytes | None] = []
+        for i in positions:
+            line = self.body[i]
+            if b'"' in line:  # quoted fields: parse the one line as CSV
+                try:
+                    parts = [p.encode() for p in next(csv.reader([line.decode("utf-8")]))]
+                except (UnicodeDecodeError, csv.Error, StopIteration):
+                    parts = []
+            else:
+                parts = line.split(b",")
+            out.append(parts[at] if len(parts) == len(names) else None)
+        return out
 
-def split_lines(data: bytes, key: PseudonymKey) -> Lines | None:
+
+def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | None:
     """Split extract bytes into lines and digest each, or None when lines are not records.
 
     Lines that are read whatever their digest (`forced`): a line whose first field (the local
     child id) is quoted or appears more than once, so that the uniqueness rules see every line
-    involved.
+    involved. `plan_changes` may still carry a repeated-id line refused before, when every line
+    of its id is unchanged.
     """
     newline = b"\r\n" if b"\r\n" in data[:65536] else b"\n"
     if newline == b"\n" and b"\r" in data:
@@ -65,22 +114,77 @@ def split_lines(data: bytes, key: PseudonymKey) -> Lines | None:
     header, body = lines[0], lines[1:]
     if b'"' in header:
         return None
-    quoted = [i for i, line in enumerate(body) if b'"' in line]
+    quoted = _quoted_lines(data) if b'"' in data else np.zeros(0, dtype=np.int64)
     if any(body[i].count(b'"') % 2 for i in quoted):
         return None  # a quoted field holds a line break: lines are not records
-    k = digest_key(key)
-    b2 = hashlib.blake2b
-    digests = np.frombuffer(
-        b"".join([b2(line, key=k, digest_size=8).digest() for line in body]), dtype="<i8"
-    ).copy()
+    # One keyed BLAKE2b state, copied per line: the key block is hashed once, not per line.
+    keyed = hashlib.blake2b(key=digest_key(key, rules), digest_size=8)
+    out = bytearray()
+    for line in body:
+        h = keyed.copy()
+        h.update(line)
+        out += h.digest()
+    digests = np.frombuffer(bytes(out), dtype="<i8").copy()
     # The local child id comes first; a quoted one may hide a comma, so such lines are read
-    # again, and the cheap split can only make more lines look duplicated, never fewer.
-    first = pd.Series(
-        [line.split(b",", 1)[0].strip().strip(b'"').strip() for line in body], dtype=object
-    )
-    forced = np.array(first.duplicated(keep=False), dtype=bool)
+    # again, and the cheap split can only make more lines look repeated, never fewer.
+    codes = _first_field_codes(data, header, newline, len(body))
+    if codes is None:
+        first = [line.split(b",", 1)[0].strip().strip(b'"').strip() for line in body]
+        codes = pd.factorize(pd.Series(first, dtype=object))[0]
+    counts = np.bincount(codes)
+    repeated = np.where(counts[codes] > 1, codes, -1).astype(np.int64)
+    forced = repeated >= 0
     forced[[i for i in quoted if body[i].startswith(b'"')]] = True
-    return Lines(header, body, newline, digests, forced)
+    return Lines(header, body, newline, digests, forced, repeated)
+
+
+_ID_WIDTH = 32  # local child ids up to this many bytes are compared without a loop
+_SPACE_OR_QUOTE = np.zeros(256, dtype=bool)
+_SPACE_OR_QUOTE[list(b' \t\n\r\x0b\x0c"')] = True
+
+
+def _first_field_codes(data: bytes, header: bytes, newline: bytes, n: int) -> np.ndarray | None:
+    """Give equal first fields of the data lines one number each, without a loop over lines.
+
+    Fields are read from the raw bytes and mixed into 64-bit keys; two different fields may (very
+    rarely) share a key, which only makes their lines look repeated, never the reverse. None
+    (the caller splits the lines in Python) when a field is long, or blank-padded or quoted at
+    an end, where the plain bytes differ from the stripped field the caller compares.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))[1 : n + 1]  # data lines follow the header
+    stops = np.append(ends - (len(newline) - 1), len(raw))[1 : n + 1]  # the last may lack one
+    if len(starts) != n:
+        return None
+    commas = np.flatnonzero(raw == ord(","))
+    at = np.searchsorted(commas, starts)
+    first_comma = np.append(commas, len(raw))[at]
+    stop = np.minimum(first_comma, stops)
+    width = stop - starts
+    if n == 0 or width.max() > _ID_WIDTH or width.min() < 1:
+        return None
+    if _SPACE_OR_QUOTE[raw[starts]].any() or _SPACE_OR_QUOTE[raw[stop - 1]].any():
+        return None
+    cells = np.zeros((n, _ID_WIDTH), dtype=np.uint8)
+    offsets = np.arange(_ID_WIDTH)
+    inside = offsets < width[:, None]
+    cells[inside] = raw[(starts[:, None] + offsets)[inside]]
+    words = cells.view("<u8")
+    key = width.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            key = (key ^ words[:, j]) * np.uint64(0x9E3779B97F4A7C15)
+            key ^= key >> np.uint64(29)
+    return pd.factorize(key)[0]
+
+
+def _quoted_lines(data: bytes) -> np.ndarray:
+    """Positions of the data lines holding a double quote, found without a loop over lines."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    quotes = np.flatnonzero(raw == ord('"'))
+    return np.unique(np.searchsorted(ends, quotes)) - 1  # line 0 is the header
 
 
 @dataclass(frozen=True)
@@ -89,52 +193,99 @@ class ChangePlan:
 
     changed: np.ndarray  # positions (0-based data lines) to read and process
     unchanged: np.ndarray  # positions whose rows the index already holds
-    unchanged_pseudonyms: pd.Series  # the children of the unchanged lines, indexed by position
+    departed: np.ndarray  # digests of the council's rows no line of a snapshot holds any more
     refused_again: pd.Series  # rules of unchanged lines refused last time, indexed by position
     refused_pseudonyms: pd.Series  # their child, where remembered (opted-out lines), same index
     base_sha256: str | None  # the council's newest loaded children file the plan compares with
 
 
+REPEATED_ID = "local_child_id_duplicate"  # the rule a repeated local child id breaks
+DATE_RANGE = "date_of_birth_range"  # the rule a date of birth outside the allowed years breaks
+
+
 def plan_changes(
     lines: Lines,
-    previous: pd.DataFrame,
+    previous: np.ndarray,
     base_sha256: str | None,
     refused: pd.DataFrame | None = None,
+    snapshot: bool = True,
+    still_out_of_range: Callable[[list[bytes | None]], np.ndarray] | None = None,
 ) -> ChangePlan:
     """Compare an extract's line digests with what the council's contribution holds.
 
+    A line refused before and unchanged since is refused again unread, for the same rules,
+    unless its verdict may have changed: a repeated local child id is carried only when every
+    line of that id is such a line (a new or changed line with the id is read with all of
+    them), and a date of birth out of range only while `still_out_of_range` says it still is
+    at this extract's date (the verdict can change as the dates move on).
+
     Args:
         lines: the extract's lines (`split_lines`).
-        previous: the council's `council_record` rows: child_pseudonym and row_digest.
+        previous: the digests of the council's `council_record` rows (int64).
         base_sha256: the checksum of the council's newest loaded children file.
-        refused: the council's remembered refused lines: row_digest and rules.
+        refused: the council's remembered refused lines: row_digest, rules, child_pseudonym.
+        snapshot: the extract replaces the council's contribution (rows no line holds leave).
+        still_out_of_range: given the date_of_birth fields of lines refused for their range,
+            True where the date is still out of range (None: such lines are read again).
 
     Returns:
-        The plan: changed, unchanged and refused-again positions; the unchanged lines' children.
+        The plan: changed, unchanged and refused-again positions, and the departed digests.
     """
-    known = pd.Series(
-        previous["child_pseudonym"].to_numpy(), index=previous["row_digest"].astype("int64")
-    )
-    known = known[~known.index.duplicated(keep=False)]
-    hit = np.isin(lines.digests, known.index.to_numpy()) & ~lines.forced
+    previous = np.asarray(previous, dtype="int64")
+    # Two rows with one digest: neither is matched, both are redone.
+    known = previous[~pd.Index(previous).duplicated(keep=False)]
+    hit = _isin(lines.digests, known) & ~lines.forced
     unchanged = np.flatnonzero(hit)
-    pseudonyms = pd.Series(
-        known.reindex(lines.digests[unchanged]).to_numpy(), index=unchanged, dtype=object
-    )
     if refused is None or refused.empty:
         again = pd.Series([], dtype="str")
         whose = pd.Series([], dtype=object)
     else:
         refused = refused.drop_duplicates("row_digest")
         refused.index = pd.Index(refused["row_digest"].astype("int64").to_numpy())
-        seen = np.isin(lines.digests, refused.index.to_numpy()) & ~lines.forced & ~hit
+        remembered = _isin(lines.digests, refused.index.to_numpy()) & ~hit
+        # A repeated id's lines are candidates when refused before for repeating it; their
+        # id's other lines must be carried too (below), or all of them are read together.
+        rules_of = refused["rules"].astype(str).str.split(";")
+        for_repeat = refused.index[rules_of.map(lambda r: REPEATED_ID in r).to_numpy(dtype=bool)]
+        was_repeat = _isin(lines.digests, for_repeat.to_numpy())
+        # Still repeated now (its other lines may be gone: then it is read again).
+        repeat_ok = was_repeat & (lines.repeated >= 0) & ~_quoted_ids(lines)
+        seen = remembered & ((~lines.forced & ~was_repeat) | repeat_ok)
+        at = np.flatnonzero(seen)
+        found = refused.reindex(lines.digests[at])
+        dated = found["rules"].astype(str).str.split(";").map(lambda r: DATE_RANGE in r)
+        dated = dated.to_numpy(dtype=bool)
+        if dated.any():
+            still = np.zeros(int(dated.sum()), dtype=bool)
+            if still_out_of_range is not None:
+                still = still_out_of_range(lines.field(b"date_of_birth", at[dated]))
+            seen[at[dated][~still]] = False
+        groups = lines.repeated >= 0
+        if groups.any():
+            members = pd.Series(seen[groups]).groupby(lines.repeated[groups]).transform("all")
+            seen[np.flatnonzero(groups)] = members.to_numpy(dtype=bool)
         at = np.flatnonzero(seen)
         found = refused.reindex(lines.digests[at])
         again = pd.Series(found["rules"].astype(str).to_numpy(), index=at, dtype="str")
         column = found.get("child_pseudonym")
         whose = pd.Series(None if column is None else column.to_numpy(), index=at, dtype=object)
         hit = hit | seen
-    return ChangePlan(np.flatnonzero(~hit), unchanged, pseudonyms, again, whose, base_sha256)
+    departed = np.zeros(0, dtype=np.int64)
+    if snapshot:
+        departed = pd.unique(previous[~_isin(previous, lines.digests[unchanged])])
+    return ChangePlan(np.flatnonzero(~hit), unchanged, departed, again, whose, base_sha256)
+
+
+def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """values[i] in pool, by hash table (np.isin sorts both: slower at a million digests)."""
+    return pd.Index(values).isin(pool)
+
+
+def _quoted_ids(lines: Lines) -> np.ndarray:
+    """Lines whose first field is quoted (the cheap id split may be wrong for them)."""
+    out = np.zeros(len(lines), dtype=bool)
+    out[[i for i in np.flatnonzero(lines.forced) if lines.body[i].startswith(b'"')]] = True
+    return out
 
 
 def subset_bytes(lines: Lines, positions: np.ndarray) -> bytes:
@@ -143,4 +294,14 @@ def subset_bytes(lines: Lines, positions: np.ndarray) -> bytes:
     return lines.newline.join(chosen) + lines.newline
 
 
-__all__ = ["ChangePlan", "Lines", "digest_key", "plan_changes", "split_lines", "subset_bytes"]
+__all__ = [
+    "DATE_RANGE",
+    "REPEATED_ID",
+    "ChangePlan",
+    "Lines",
+    "digest_key",
+    "plan_changes",
+    "split_lines",
+    "subset_bytes",
+    "verdict_fingerprint",
+]

@@ -30,6 +30,16 @@ POSTCODE_RE = re.compile(rf"^(?:{_OUT} {_IN}|GIR 0AA)$")
 URN_RE = re.compile(r"^[1-9]\d{5}$")
 # GP practice ODS codes: one letter, five digits (England), e.g. B86001.
 GP_PRACTICE_RE = re.compile(r"^[A-Z]\d{5}$")
+ISO_DATE_SHAPE = r"\d{4}-\d{2}-\d{2}"
+
+
+def parse_iso_dates(values: pd.Series) -> pd.Series:
+    """Parse YYYY-MM-DD strings to timestamps; anything else (wrong shape, 2024-02-30) is NaT."""
+    text = values
+    if not pd.api.types.is_string_dtype(text.dtype) or pd.api.types.is_object_dtype(text.dtype):
+        text = text.astype("string")
+    shaped = text.str.fullmatch(ISO_DATE_SHAPE).to_numpy(dtype=bool, na_value=False)
+    return pd.to_datetime(text.where(shaped), format="%Y-%m-%d", errors="coerce")
 
 
 def _as_str(values: pd.Series) -> pd.Series:

@@ -9,9 +9,10 @@ same index whatever order they arrive in, and loading a file twice changes nothi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -74,7 +75,8 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         # Retention (transforms/retention.py): the month this council's data says the child
         # turns 18 (25 for a care leaver), "YYYY-MM"; never shown by a look-up.
         sa.Column("archive_on", sa.String(7), nullable=True),
-        sa.Index("ix_council_record_council", "council_code"),
+        # A council's rows, and a change-detected snapshot's departed lines, by digest.
+        sa.Index("ix_council_record_council_digest", "council_code", "row_digest"),
         sa.Index("ix_council_record_archive_on", "archive_on"),
     )
     # Sticky shields: which councils have ever shielded a child. Only an explicit, audited
@@ -111,6 +113,18 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("council_code", sa.String(9), primary_key=True),
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.Column("sequence", sa.Integer, nullable=False),
+    )
+    # The keyed digests of each council's rows as one sorted array, so a re-sync reads a blob
+    # instead of a row a child. Trusted only while it matches: `sha256` is the council's newest
+    # loaded children file and `row_count` its rows with a digest (anything else that takes
+    # rows, an opt-out or an archive, changes the count, and the rows are read instead).
+    sa.Table(
+        "council_digest_set",
+        md,
+        sa.Column("council_code", sa.String(9), primary_key=True),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("row_count", sa.Integer, nullable=False),
+        sa.Column("digests", sa.LargeBinary, nullable=False),
     )
     # The key version every pseudonym in the index is under: one row, also the lock that loads
     # and a rotation take first, so a load never lands half-way through a rotation.
@@ -188,11 +202,17 @@ class StagedFile:
     # The key version of the rows' pseudonyms, when the rows do not carry a key_version column
     # (opt-out registers); checked against the index's version at load.
     key_version: str | None = None
-    # Change-detected files (transforms/changes.py): `rows` holds only the changed rows, and
-    # `unchanged` the children of the lines the council's contribution already holds, as of
-    # the council's newest loaded file `base_sha256`. None: `rows` is the whole extract.
-    unchanged: pd.Series | None = None
+    # Change-detected files (transforms/changes.py): `rows` holds only the changed rows;
+    # `departed` the digests of the council's rows to let go (lines a snapshot no longer holds,
+    # or an unchanged line now refused), and `unchanged` how many lines the council's rows
+    # already hold as they are, both as of the council's newest loaded file `base_sha256`.
+    # None: `rows` is the whole extract.
+    departed: np.ndarray | None = None
+    unchanged: int = 0
     base_sha256: str | None = None
+    # The digests of the rows the council holds once this file is loaded as planned (unchanged
+    # and new lines); None when not known (lines are not records, or a delta).
+    held: np.ndarray | None = None
     # Lines refused for critical rules: row_digest and rules (remembered for the next extract).
     refused_lines: pd.DataFrame | None = None
 
@@ -250,6 +270,8 @@ class IndexStore:
         """Create missing tables; existing ones are kept (an older index gains new columns)."""
         self.metadata.create_all(self.engine)
         self._add_missing_columns()
+        for index in self.t["council_record"].indexes:  # an older index gains new indexes
+            index.create(self.engine, checkfirst=True)
 
     def _add_missing_columns(self) -> None:
         """Add the `council_record` columns an index made before them lacks.
@@ -265,17 +287,18 @@ class IndexStore:
                 for name, kind in missing.items():
                     conn.exec_driver_sql(f"ALTER TABLE council_record ADD COLUMN {name} {kind}")
 
-    def council_digests(self, council: str) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-        """Return a council's contribution, its refused lines, and its newest file's checksum.
+    def council_digests(self, council: str) -> tuple[np.ndarray, pd.DataFrame, str | None]:
+        """Return a council's row digests, its refused lines, and its newest file's checksum.
 
-        The contribution as (child_pseudonym, row_digest); the refused lines as (row_digest,
-        rules).
+        The digests (int64) of the council's `council_record` rows that have one; the refused
+        lines as (row_digest, rules, child_pseudonym). No pseudonym of an unchanged row is read:
+        a re-sync compares digests only.
 
         The load checks the newest file again: if another file of the council loaded in
         between, the plan made from these rows is refused (`ChangedUnderneath`), never applied.
         An index that does not exist yet holds nothing.
         """
-        empty = pd.DataFrame({"child_pseudonym": [], "row_digest": []})
+        empty = np.zeros(0, dtype=np.int64)
         no_refusals = pd.DataFrame({"row_digest": [], "rules": [], "child_pseudonym": []})
         if not sa.inspect(self.engine).has_table("refused_line"):
             return empty, no_refusals, None
@@ -292,18 +315,84 @@ class IndexStore:
                 ).fetchall(),
                 columns=["row_digest", "rules", "child_pseudonym"],
             )
-            raw = conn.connection.driver_connection  # plain DB-API: 1M rows in well under 1 s
-            cursor = raw.cursor()
-            marker = "?" if conn.dialect.name == "sqlite" else "%s"
-            cursor.execute(
-                f"SELECT {rec.c.child_pseudonym.name}, {rec.c.row_digest.name} "
-                f"FROM {rec.name} WHERE council_code = {marker} AND row_digest IS NOT NULL",
-                (council,),
+            digests = self._digest_set(conn, council, base)
+            if digests is None:
+                raw = conn.connection.driver_connection  # plain DB-API: 1M rows in about 1 s
+                cursor = raw.cursor()
+                marker = "?" if conn.dialect.name == "sqlite" else "%s"
+                cursor.execute(
+                    f"SELECT {rec.c.row_digest.name} FROM {rec.name} "
+                    f"WHERE council_code = {marker} AND row_digest IS NOT NULL",
+                    (council,),
+                )
+                rows = cursor.fetchall()
+                cursor.close()
+                digests = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=len(rows))
+        return digests, refused, base
+
+    def _digest_count(self, conn: Connection, council: str) -> int:
+        rec = self.t["council_record"]
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(rec)
+                .where(rec.c.council_code == council, rec.c.row_digest.is_not(None))
+            ).scalar()
+            or 0
+        )
+
+    def _digest_set(self, conn: Connection, council: str, base: str) -> np.ndarray | None:
+        """Return the council's digests from `council_digest_set`, or None if it may be stale."""
+        kept = self.t["council_digest_set"]
+        found = conn.execute(
+            sa.select(kept.c.sha256, kept.c.row_count, kept.c.digests).where(
+                kept.c.council_code == council
             )
-            rows = cursor.fetchall()
-            cursor.close()
-        records = pd.DataFrame(rows, columns=["child_pseudonym", "row_digest"]) if rows else empty
-        return records, refused, base
+        ).first()
+        if found is None or found.sha256 != base:
+            return None
+        if found.row_count != self._digest_count(conn, council):
+            return None
+        digests = np.frombuffer(bytes(found.digests), dtype="<i8")
+        return digests if len(digests) == found.row_count else None
+
+    def _keep_digest_set(self, conn: Connection, staged: StagedFile, dropped: pd.DataFrame) -> None:
+        """Record the council's digests after a load, when they are known and agree."""
+        kept = self.t["council_digest_set"]
+        council = staged.council_code
+        conn.execute(kept.delete().where(kept.c.council_code == council))
+        if staged.held is None:
+            return
+        gone = np.zeros(0, dtype=np.int64)
+        if "row_digest" in dropped.columns:
+            gone = dropped["row_digest"].dropna().to_numpy(dtype="int64")
+        held = pd.Index(np.asarray(staged.held, dtype="int64"))
+        digests = np.sort(held[~held.isin(gone)].unique().to_numpy())
+        if len(digests) != self._digest_count(conn, council):
+            return  # some rows were not as planned: the next re-sync reads them instead
+        conn.execute(
+            kept.insert().values(
+                council_code=council,
+                sha256=staged.sha256,
+                row_count=len(digests),
+                digests=digests.astype("<i8").tobytes(),
+            )
+        )
+
+    def council_children(self, council: str, pseudonyms: Sequence[str]) -> pd.DataFrame:
+        """Return the council's rows (child_pseudonym, row_digest) of the given children."""
+        rec = self.t["council_record"]
+        chosen = sorted(set(pseudonyms))
+        found = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(chosen), _CHUNK):
+                found += conn.execute(
+                    sa.select(rec.c.child_pseudonym, rec.c.row_digest).where(
+                        rec.c.council_code == council,
+                        rec.c.child_pseudonym.in_(chosen[start : start + _CHUNK]),
+                    )
+                ).fetchall()
+        return pd.DataFrame(found, columns=["child_pseudonym", "row_digest"])
 
     def _newest_children_file(self, conn: Connection, council: str) -> str | None:
         ledger = self.t["file_ledger"]
@@ -338,6 +427,16 @@ class IndexStore:
         col = self.t[table].c.child_pseudonym
         stmt = sa.select(col) if where is None else sa.select(col).where(where)
         return set(conn.execute(stmt).scalars())
+
+    def _which(self, conn: Connection, table: str, pseudonyms: Iterable[str]) -> set[str]:
+        """Return those of `pseudonyms` that `table` holds (asked in chunks, not read whole)."""
+        col = self.t[table].c.child_pseudonym
+        chosen = sorted(pseudonyms)
+        found: set[str] = set()
+        for start in range(0, len(chosen), _CHUNK):
+            part = chosen[start : start + _CHUNK]
+            found |= set(conn.execute(sa.select(col).where(col.in_(part))).scalars())
+        return found
 
     def already_loaded(self, sha256: str) -> bool:
         """Return True when a file with this checksum has been loaded before."""
@@ -536,7 +635,7 @@ class IndexStore:
             archived += int((staged.refused_lines["rules"] == ARCHIVED_LINE).sum())
         rec = self.t["council_record"]
         council = staged.council_code
-        if staged.unchanged is not None:
+        if staged.departed is not None:
             base = self._newest_children_file(conn, council)
             if base != staged.base_sha256:
                 raise ChangedUnderneath(
@@ -544,7 +643,10 @@ class IndexStore:
                     "council's contribution than the index now holds: nothing was loaded; it "
                     "is processed again"
                 )
-        opted = self._pseudonyms(conn, "optout")
+        candidates = set(staged.rows["child_pseudonym"].dropna())
+        if staged.refused_lines is not None and "child_pseudonym" in staged.refused_lines:
+            candidates |= set(staged.refused_lines["child_pseudonym"].dropna())
+        opted = self._which(conn, "optout", candidates)
         rows, opted_out = remove_opted_out(staged.rows, opted)
         # Remembered, so these lines are not read again while unchanged and still opted out.
         suppressed, skipped = _opted_out_lines(staged, opted)
@@ -556,32 +658,50 @@ class IndexStore:
             [{"child_pseudonym": p, "council_code": council} for p in new_shields],
             ignore=True,
         )
-        shielded_set = self._pseudonyms(conn, "shield")
+        shielded_set = self._which(conn, "shield", set(rows["child_pseudonym"]))
         rows, shielded = strip_shielded(rows, self.policy, shielded_set)
 
         incoming = set(rows["child_pseudonym"])
         unchanged = 0
-        if staged.extract_kind == "snapshot" and staged.unchanged is None:
+        if staged.extract_kind == "snapshot" and staged.departed is None:
             before = self._pseudonyms(conn, "council_record", rec.c.council_code == council)
             conn.execute(rec.delete().where(rec.c.council_code == council))
             affected = before | incoming
         else:
             # A delta, or a change-detected snapshot: only the changed children are rewritten;
-            # a snapshot also lets go of the children whose lines are gone.
-            drop = set(incoming)
-            if staged.unchanged is not None:
-                before = self._pseudonyms(conn, "council_record", rec.c.council_code == council)
-                keep = set(staged.unchanged.dropna()) - incoming
-                unchanged = len(keep & before)
+            # a snapshot also lets go of the rows whose lines are gone (by digest; rows loaded
+            # before digests were kept have none, and their lines are among the changed ones).
+            affected = set(incoming)
+            if staged.departed is not None:
+                gone = rec.c.row_digest.in_(sa.bindparam("digests", expanding=True))
                 if staged.extract_kind == "snapshot":
-                    drop |= before - keep
-            affected = set(drop)
-            self._delete_records(conn, council, drop)
-        affected |= self._shared_children(conn, council)  # their responsible council may change
+                    gone = sa.or_(gone, rec.c.row_digest.is_(None))
+                affected |= self._delete_where(conn, council, gone, staged.departed.tolist())
+            self._delete_records(conn, council, incoming)
+            if staged.departed is not None:
+                unchanged = staged.unchanged
+                if staged.extract_kind == "snapshot":
+                    # Exact even when an opt-out or an archive took rows since the plan.
+                    unchanged = int(
+                        conn.execute(
+                            sa.select(sa.func.count())
+                            .select_from(rec)
+                            .where(rec.c.council_code == council)
+                        ).scalar()
+                        or 0
+                    )
+        # The responsible council of a child held elsewhere too may change with this file's date.
+        affected |= self._crossed_children(conn, council, staged.created_at)
         self._set_feed(conn, staged)
         self._set_refused_lines(conn, staged, pd.concat([suppressed, retired]))
         records = rows.assign(extract_created_at=staged.created_at)
         self._insert(conn, "council_record", _records(records))
+        # Rows that arrived but were not kept (opted out, archived): not held after all.
+        if "row_digest" in arrived.columns:
+            dropped = arrived.loc[~arrived["child_pseudonym"].isin(set(rows["child_pseudonym"]))]
+        else:
+            dropped = arrived.iloc[0:0]
+        self._keep_digest_set(conn, staged, dropped)
         # A new shield also strips what other councils contributed for that child.
         if new_shields:
             drop = {f.name: None for f in self.policy.fields if f.shielded == "drop"}
@@ -626,18 +746,58 @@ class IndexStore:
                 )
             )
 
-    def _shared_children(self, conn: Connection, council: str) -> set[str]:
-        """Children this council holds that another council holds too."""
+    def _delete_where(
+        self, conn: Connection, council: str, condition, digests: list[int]
+    ) -> set[str]:
+        """Delete the council's rows matching `condition` (bound to digests in chunks).
+
+        Returns:
+            The children whose rows were deleted.
+        """
         rec = self.t["council_record"]
+        gone: set[str] = set()
+        for start in range(0, max(len(digests), 1), _CHUNK):
+            params = {"digests": digests[start : start + _CHUNK]}
+            where = sa.and_(rec.c.council_code == council, condition)
+            found = conn.execute(sa.select(rec.c.child_pseudonym).where(where), params)
+            gone |= set(found.scalars())
+            conn.execute(rec.delete().where(where), params)
+        return gone
+
+    def _crossed_children(self, conn: Connection, council: str, created_at: str) -> set[str]:
+        """Children whose responsible council may change when `council`'s feed moves to a date.
+
+        Councils rank by their newest extract's date, then code (`_recompute`). Moving this
+        council's date can only change who is responsible for a child it shares with a council
+        it passes (or falls behind) in that ranking; when it passes none, as when councils send
+        on the same days, no other child is touched.
+        """
+        feed, rec = self.t["council_feed"], self.t["council_record"]
+        dates = dict(conn.execute(sa.select(feed.c.council_code, feed.c.created_at)).all())
+        before = dates.get(council)
+        if before is None:
+            crossed = None  # first feed of the council (or an index from before council_feed)
+        else:
+
+            def ahead(other: str, mine: str) -> bool:
+                return (dates[other], council) > (mine, other)  # newer date, or same and lower
+
+            crossed = sorted(
+                d for d in dates if d != council and ahead(d, before) != ahead(d, created_at)
+            )
+            if not crossed:
+                return set()
         other = rec.alias("other")
+        held_elsewhere = sa.exists().where(
+            other.c.child_pseudonym == rec.c.child_pseudonym,
+            other.c.council_code != council
+            if crossed is None
+            else other.c.council_code.in_(crossed),
+        )
         return set(
             conn.execute(
                 sa.select(rec.c.child_pseudonym).where(
-                    rec.c.council_code == council,
-                    sa.exists().where(
-                        other.c.child_pseudonym == rec.c.child_pseudonym,
-                        other.c.council_code != council,
-                    ),
+                    rec.c.council_code == council, held_elsewhere
                 )
             ).scalars()
         )
@@ -645,10 +805,13 @@ class IndexStore:
     def _set_refused_lines(
         self, conn: Connection, staged: StagedFile, suppressed: pd.DataFrame
     ) -> None:
-        """Remember the file's refused and opted-out lines (a snapshot replaces the council's)."""
+        """Remember the file's refused and opted-out lines (a snapshot replaces the council's).
+
+        Only the difference is written: a re-sync whose refused lines are as before writes
+        nothing.
+        """
         ref = self.t["refused_line"]
-        if staged.extract_kind == "snapshot":
-            conn.execute(ref.delete().where(ref.c.council_code == staged.council_code))
+        council = staged.council_code
         refused = staged.refused_lines
         if refused is not None and "rules" in refused:
             refused = refused.loc[refused["rules"] != OPTED_OUT_LINE, ["row_digest", "rules"]]
@@ -658,22 +821,40 @@ class IndexStore:
             for x in (refused, suppressed)
             if x is not None and len(x)
         ]
-        if not parts:
-            return
-        lines = pd.concat(parts)
-        lines = lines.drop_duplicates("row_digest")
-        pseudonyms = lines.get("child_pseudonym", pd.Series(None, index=lines.index))
+        columns = ["row_digest", "rules", "child_pseudonym"]
+        lines = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
+        lines = lines.drop_duplicates("row_digest").reindex(columns=columns)
+        wanted = {
+            (int(d), str(r), None if pd.isna(p) else str(p))
+            for d, r, p in zip(
+                lines["row_digest"], lines["rules"], lines["child_pseudonym"], strict=True
+            )
+        }
+        if staged.extract_kind == "snapshot":
+            have = {
+                (int(d), str(r), p)
+                for d, r, p in conn.execute(
+                    sa.select(ref.c.row_digest, ref.c.rules, ref.c.child_pseudonym).where(
+                        ref.c.council_code == council
+                    )
+                )
+            }
+            stale = sorted({d for d, _r, _p in have - wanted})
+            for start in range(0, len(stale), _CHUNK):
+                conn.execute(
+                    ref.delete().where(
+                        ref.c.council_code == council,
+                        ref.c.row_digest.in_(stale[start : start + _CHUNK]),
+                    )
+                )
+            # A line kept with other rules was deleted above and is written again below.
+            wanted -= have
         self._insert(
             conn,
             "refused_line",
             [
-                {
-                    "council_code": staged.council_code,
-                    "row_digest": int(d),
-                    "rules": str(r),
-                    "child_pseudonym": None if pd.isna(p) else str(p),
-                }
-                for d, r, p in zip(lines["row_digest"], lines["rules"], pseudonyms, strict=True)
+                {"council_code": council, "row_digest": d, "rules": r, "child_pseudonym": p}
+                for d, r, p in sorted(wanted, key=lambda x: x[0])
             ],
             ignore=True,
         )

@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transforms.changes import ChangePlan, Lines, plan_changes, split_lines, subset_bytes
+from transforms.changes import (
+    ChangePlan,
+    Lines,
+    plan_changes,
+    split_lines,
+    subset_bytes,
+    verdict_fingerprint,
+)
 from transforms.column_guard import guard_columns
 from transforms.contract import CHILDREN_COLUMNS, MANIFEST_SUFFIX, NATIONAL_FOLDER, Manifest
 from transforms.datadocs import DataDocsError, build_data_docs, record_validation
@@ -46,9 +53,9 @@ from transforms.policy import Policy
 from transforms.pseudonymise import PseudonymKey, assign_pseudonyms
 from transforms.suppress import strip_shielded
 from transforms.validate import (
-    NOT_CARRIED,
     ValidationResult,
     carry_refusals,
+    dates_of_birth_out_of_range,
     validate_children,
     validate_optouts,
 )
@@ -119,9 +126,9 @@ class FileReport:
     sequence: int = 0
     created_at: str = ""
     staged_path: str | None = None
-    # Change-detected files: the children of the unchanged lines (Parquet beside the staged
-    # rows) and the council's newest loaded file they were compared with.
-    unchanged_path: str | None = None
+    # Change-detected files: the digests of the council's rows to let go (Parquet beside the
+    # staged rows) and the council's newest loaded file the lines were compared with.
+    digests_path: str | None = None
     change_base: str | None = None
     refused_path: str | None = None  # refused lines to remember (digests and rule names)
     validated: bool = False  # a GX result was stored for it (its Data Docs page may be due)
@@ -250,7 +257,11 @@ def _set_aside_rows(
 
 
 def _read_rows(
-    paths: SyncPaths, ref: ExtractRef, key: PseudonymKey, store: IndexStore | None
+    paths: SyncPaths,
+    ref: ExtractRef,
+    key: PseudonymKey,
+    store: IndexStore | None,
+    policy: Policy,
 ) -> tuple[Manifest, bytes, pd.DataFrame, Lines | None, ChangePlan | None]:
     """Verify an extract and read its rows: all of them, or only those changed since last time.
 
@@ -258,7 +269,9 @@ def _read_rows(
         ExtractRefused: the file is refused (the reason comes from a full read of the file).
     """
     manifest, data = read_verified(paths.landing, ref)
-    lines = split_lines(data, key) if manifest.file_kind == "children" else None
+    lines = None
+    if manifest.file_kind == "children":
+        lines = split_lines(data, key, verdict_fingerprint(policy))
     plan = _change_plan(paths, ref, manifest, lines, store)
     if plan is not None and lines is not None:
         try:
@@ -289,7 +302,17 @@ def _change_plan(
     if len(list((paths.landing / ref.folder).glob("children_*" + MANIFEST_SUFFIX))) != 1:
         return None
     previous, refused, base = store.council_digests(manifest.council_code)
-    return None if base is None else plan_changes(lines, previous, base, refused)
+    if base is None:
+        return None
+    extract_date = pd.Timestamp(manifest.created_at).date()
+    return plan_changes(
+        lines,
+        previous,
+        base,
+        refused,
+        snapshot=manifest.extract_kind == "snapshot",
+        still_out_of_range=lambda fields: dates_of_birth_out_of_range(fields, extract_date),
+    )
 
 
 def process_extract(
@@ -319,7 +342,7 @@ def process_extract(
     """
     report = FileReport(ref.folder, ref.file_name)
     try:
-        manifest, data, frame, lines, plan = _read_rows(paths, ref, key, store)
+        manifest, data, frame, lines, plan = _read_rows(paths, ref, key, store, policy)
     except ExtractRefused as refused:
         return _refuse(paths, ref, report, refused.reason)
     report.file_kind, report.sha256 = manifest.file_kind, manifest.sha256
@@ -327,8 +350,9 @@ def process_extract(
     report.created_at = manifest.created_at
     report.counts["received"] = manifest.row_count
     council = manifest.council_code
-    unchanged = plan.unchanged_pseudonyms if plan is not None else None
-    report.counts["unchanged"] = 0 if unchanged is None else len(unchanged)
+    departed = plan.departed if plan is not None else None
+    kept = plan.unchanged if plan is not None else np.zeros(0, dtype=np.int64)
+    report.counts["unchanged"] = 0 if plan is None else len(plan.unchanged)
     carried = plan.refused_again if plan is not None else pd.Series([], dtype="str")
     # Unchanged lines of children opted out (the load checks they still are) or archived last
     # time: skipped, and remembered again. The other carried lines are refused again.
@@ -369,7 +393,10 @@ def process_extract(
     if validation is None:
         # Nothing changed since the council's last extract: nothing to validate or scan.
         _write_feedback(paths, report)
-        return _stage(paths, report, run_id, _empty_staged(policy), unchanged, plan, key, kept_out)
+        held = _held(lines, kept, None, manifest)
+        return _stage(
+            paths, report, run_id, _empty_staged(policy), plan, key, kept_out, departed, held
+        )
     report.rules = {o.rule: o.failed_rows for o in validation.outcomes if o.failed_rows}
     if not validation.accepted:
         return _refuse(
@@ -393,45 +420,53 @@ def process_extract(
         # The same child twice in one file (two local ids, one NHS number) is ambiguous, also
         # when one of the two lines is unchanged since the last extract.
         dup = pseudonymised["child_pseudonym"].duplicated(keep=False)
-        if unchanged is not None:
-            twice = pseudonymised["child_pseudonym"].isin(unchanged)
-            dup |= twice
-            again = unchanged.isin(set(pseudonymised.loc[twice, "child_pseudonym"]))
-            duplicates.update(
-                dict.fromkeys(map(int, unchanged.index[again]), "duplicate_child_in_file")
-            )
-            report.counts["rejected"] += int(again.sum())
-            report.counts["unchanged"] -= int(again.sum())
-            unchanged = unchanged.loc[~again]
+        if plan is not None and lines is not None and store is not None and len(plan.unchanged):
+            # The council's rows of these children that an unchanged line of this file holds.
+            rows = store.council_children(council, pseudonymised["child_pseudonym"].tolist())
+            rows = rows.loc[rows["row_digest"].notna()].astype({"row_digest": "int64"})
+            line_of = pd.Series(plan.unchanged, index=lines.digests[plan.unchanged])
+            rows = rows.loc[rows["row_digest"].isin(line_of.index)]
+            dup |= pseudonymised["child_pseudonym"].isin(set(rows["child_pseudonym"]))
+            again = line_of.loc[rows["row_digest"].to_numpy()].to_numpy()
+            duplicates.update(dict.fromkeys(map(int, again), "duplicate_child_in_file"))
+            report.counts["rejected"] += len(again)
+            report.counts["unchanged"] -= len(again)
+            # Those lines' rows leave the index with the rest of the refused lines.
+            departed = np.union1d(departed, rows["row_digest"].to_numpy(dtype="int64"))
+            kept = np.setdiff1d(kept, again)
         if dup.any():
             report.counts["rejected"] += int(dup.sum())
             report.rules["duplicate_child_in_file"] = int(dup.sum()) + len(duplicates)
             duplicates.update(dict.fromkeys(map(int, dup.index[dup]), "duplicate_child_in_file"))
             pseudonymised = pseudonymised.loc[~dup]
-        scan, _redacted = scan_notes(pseudonymised["notes"])
-        report.counts["notes_with_pii"] = scan.rows_with_pii
-        report.pii = dict(sorted(scan.entity_counts.items()))
-        # minimise renumbers rows: take each row's line digest while positions still hold.
-        digests = None if lines is None else lines.digests[pseudonymised.index.to_numpy()]
-        staged, shielded = strip_shielded(minimise(pseudonymised, policy, council), policy)
-        report.counts["shielded"] = shielded
-        guarded = [
-            c for c in staged.columns if c not in ("child_pseudonym", "key_version", "row_digest")
-        ]
-        findings = guard_index_values(staged, guarded)
-        if findings:
-            detail = "; ".join(
-                f"{f.entity_type} in column {f.column} ({f.rows} rows)" for f in findings
-            )
-            return _refuse(
-                paths,
-                ref,
-                report,
-                "personal data found in values bound for the "
-                f"index: {detail}; check the columns hold what the contract says",
-            )
-        if digests is not None:
-            staged["row_digest"] = digests
+        if pseudonymised.empty:
+            # No changed line to load (all unchanged or refused): nothing to scan or minimise,
+            # and the analyzer is not even built.
+            staged = _empty_staged(policy)
+        else:
+            scan, _redacted = scan_notes(pseudonymised["notes"])
+            report.counts["notes_with_pii"] = scan.rows_with_pii
+            report.pii = dict(sorted(scan.entity_counts.items()))
+            # minimise renumbers rows: take each row's line digest while positions still hold.
+            digests = None if lines is None else lines.digests[pseudonymised.index.to_numpy()]
+            staged, shielded = strip_shielded(minimise(pseudonymised, policy, council), policy)
+            report.counts["shielded"] = shielded
+            unguarded = ("child_pseudonym", "key_version", "row_digest")
+            guarded = [c for c in staged.columns if c not in unguarded]
+            findings = guard_index_values(staged, guarded)
+            if findings:
+                detail = "; ".join(
+                    f"{f.entity_type} in column {f.column} ({f.rows} rows)" for f in findings
+                )
+                return _refuse(
+                    paths,
+                    ref,
+                    report,
+                    "personal data found in values bound for the "
+                    f"index: {detail}; check the columns hold what the contract says",
+                )
+            if digests is not None:
+                staged["row_digest"] = digests
     refused_rows = feedback_refused_rows(validation, duplicates)
     if refused_rows:
         _set_aside_rows(paths, ref, report, data, refused_rows, lines)
@@ -439,7 +474,8 @@ def process_extract(
     remembered = None
     if lines is not None:
         remembered = pd.concat([_remembered_refusals(lines, refused_rows), kept_out])
-    return _stage(paths, report, run_id, staged, unchanged, plan, key, remembered)
+    held = _held(lines, kept, staged, manifest)
+    return _stage(paths, report, run_id, staged, plan, key, remembered, departed, held)
 
 
 def _skipped_lines(lines: Lines | None, plan: ChangePlan | None) -> pd.DataFrame:
@@ -461,7 +497,7 @@ def _skipped_lines(lines: Lines | None, plan: ChangePlan | None) -> pd.DataFrame
 
 def _remembered_refusals(lines: Lines, refused: dict[int, str]) -> pd.DataFrame:
     """Refused lines whose verdict holds while the line is unchanged: digest and rules."""
-    never = NOT_CARRIED | {"duplicate_child_in_file"}
+    never = {"duplicate_child_in_file"}  # depends on other lines' children, not known unread
     keep = [(p, r) for p, r in refused.items() if not never & set(r.split(";"))]
     return pd.DataFrame(
         {
@@ -476,35 +512,58 @@ def _empty_staged(policy: Policy) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype="object") for c in columns})
 
 
+def _held(
+    lines: Lines | None, kept: np.ndarray, staged: pd.DataFrame | None, manifest: Manifest
+) -> np.ndarray | None:
+    """Return the digests of the rows a snapshot leaves its council holding, when known."""
+    if lines is None or manifest.file_kind != "children" or manifest.extract_kind != "snapshot":
+        return None
+    parts = [lines.digests[kept]]
+    if staged is not None and "row_digest" in staged.columns:
+        parts.append(staged["row_digest"].dropna().to_numpy(dtype="int64"))
+    return np.concatenate(parts)
+
+
 def _stage(
     paths: SyncPaths,
     report: FileReport,
     run_id: str,
     staged: pd.DataFrame,
-    unchanged: pd.Series | None,
     plan: ChangePlan | None,
     key: PseudonymKey,
     remembered: pd.DataFrame | None = None,
+    departed: np.ndarray | None = None,
+    held: np.ndarray | None = None,
 ) -> FileReport:
     """Write the staged rows, and beside them what change detection needs at load.
 
-    That is: the children of the unchanged lines (change-detected files) and the refused lines
-    to remember (digests and rule names).
+    That is: the refused lines to remember (digests and rule names), and the line digests: of
+    the council's rows to let go (`departed`, change-detected files) and of the rows the
+    council holds once loaded (`held`). Digests are keyed: they hold no value.
     """
     out = paths.staging / run_id
     out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{report.folder}__{report.file_name}.parquet"
+    stem = f"{report.folder}__{report.file_name}"
+    target = out / f"{stem}.parquet"
     staged.to_parquet(target, index=False)
     if remembered is not None:
-        refused_path = out / f"{report.folder}__{report.file_name}.refused.parquet"
+        refused_path = out / f"{stem}.refused.parquet"
         remembered.to_parquet(refused_path, index=False)
         report.refused_path = str(refused_path)
-    if plan is not None and unchanged is not None:
-        kept = out / f"{report.folder}__{report.file_name}.unchanged.parquet"
-        frame = pd.DataFrame({"child_pseudonym": unchanged.to_numpy(dtype=object)})
+    if plan is None:
+        departed = None
+    if departed is not None or held is not None:
+        parts = [
+            pd.DataFrame({"row_digest": np.asarray(d, dtype="int64"), "held": flag})
+            for d, flag in ((departed, False), (held, True))
+            if d is not None
+        ]
+        frame = pd.concat(parts, ignore_index=True)
         frame["key_version"] = key.version
-        frame.to_parquet(kept, index=False)
-        report.unchanged_path, report.change_base = str(kept), plan.base_sha256
+        path = out / f"{stem}.digests.parquet"
+        frame.to_parquet(path, index=False)
+        report.digests_path = str(path)
+        report.change_base = plan.base_sha256 if plan is not None else None
     report.status, report.staged_path = "staged", str(target)
     return report
 
@@ -531,11 +590,15 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) 
             continue
         rows = pd.read_parquet(report.staged_path)
         council = NATIONAL_FOLDER if report.folder == NATIONAL_FOLDER else report.folder
-        unchanged, key_version = None, None
-        if report.unchanged_path is not None:
-            kept = pd.read_parquet(report.unchanged_path)
-            unchanged = kept["child_pseudonym"]
-            key_version = str(kept["key_version"].iloc[0]) if len(kept) else None
+        departed, held, key_version = None, None, None
+        if report.digests_path is not None:
+            digests = pd.read_parquet(report.digests_path)
+            flag = digests["held"].to_numpy(dtype=bool)
+            if report.change_base is not None:
+                departed = digests["row_digest"].to_numpy(dtype="int64")[~flag]
+                key_version = str(digests["key_version"].iloc[0]) if len(digests) else None
+            if flag.any() or report.change_base is None:
+                held = digests["row_digest"].to_numpy(dtype="int64")[flag]
         refused_lines = None
         if report.refused_path is not None:
             refused_lines = pd.read_parquet(report.refused_path)
@@ -549,7 +612,9 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) 
             report.created_at,
             rows,
             key_version=key_version,
-            unchanged=unchanged,
+            departed=departed,
+            held=held,
+            unchanged=report.counts.get("unchanged", 0),
             base_sha256=report.change_base,
             refused_lines=refused_lines,
         )
@@ -558,10 +623,10 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) 
         except ChangedUnderneath:
             outcome = None
         ref = ExtractRef(report.folder, report.file_name, report.file_name + ".manifest.json")
-        for staged_path in (report.staged_path, report.unchanged_path, report.refused_path):
+        for staged_path in (report.staged_path, report.digests_path, report.refused_path):
             if staged_path:
                 Path(staged_path).unlink(missing_ok=True)
-        report.staged_path = report.unchanged_path = report.refused_path = None
+        report.staged_path = report.digests_path = report.refused_path = None
         if outcome is None:
             # Left in the drop zone: processed again against the council's current state.
             report.status = "deferred"

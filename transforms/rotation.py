@@ -230,6 +230,7 @@ def rotate_key(
         # and the refused-line memory holds old pseudonyms. Forget it; the next extract of each
         # council is read in full once.
         conn.execute(store.t["refused_line"].delete())
+        conn.execute(store.t["council_digest_set"].delete())  # old-key digests, as above
         for name in INDEX_TABLES:
             tbl = store.t[name]
             new_value = (

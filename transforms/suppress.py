@@ -19,6 +19,8 @@ def remove_opted_out(frame: pd.DataFrame, opted_out: Iterable[str]) -> tuple[pd.
     Returns:
         The kept rows and how many were removed.
     """
+    if frame.empty:
+        return frame, 0
     mask = frame["child_pseudonym"].isin(pd.Index(list(opted_out), dtype="string"))
     return frame.loc[~mask].reset_index(drop=True), int(mask.sum())
 
@@ -37,6 +39,8 @@ def strip_shielded(
     Returns:
         The rows, with `shielded` set for sticky shields, and how many rows are shielded.
     """
+    if frame.empty:
+        return frame, 0
     out = frame.copy()
     sticky = out["child_pseudonym"].isin(pd.Index(list(also_shielded), dtype="string"))
     out["shielded"] = out["shielded"].astype(bool) | sticky

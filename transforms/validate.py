@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from expectations.loader import (
     SuiteRules,
     load_rules,
     load_suite,
+    read_suite_json,
 )
 from transforms.contract import (
     CHILDREN_COLUMNS,
@@ -34,6 +35,7 @@ from transforms.contract import (
     OPTOUT_COLUMNS,
     SCHEMA_VERSION,
 )
+from transforms.identifiers import parse_iso_dates
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
@@ -144,9 +146,30 @@ def validate_children(
     return _validate(frame, CHILDREN_SUITE, CHILDREN_COLUMNS, parameters, run, file_rows)
 
 
-# Rules whose verdict on a line can change while the line does not: they depend on the extract's
-# date or on other lines. A line refused for one of them is validated again every time.
-NOT_CARRIED = frozenset({"date_of_birth_range", "local_child_id_duplicate"})
+def dates_of_birth_out_of_range(
+    values: Sequence[bytes | None], extract_date: datetime.date
+) -> np.ndarray:
+    """Check raw date_of_birth fields as rule `date_of_birth_range` would at `extract_date`.
+
+    Change detection carries a line refused for its date of birth only while this is still True:
+    the allowed years move with the extract's date, so the verdict can change while the line
+    does not.
+
+    Args:
+        values: the fields as they are in the file (None: the line could not be split safely).
+        extract_date: the extract's date.
+
+    Returns:
+        True where the field is a YYYY-MM-DD date outside the allowed range; False for anything
+        else (such a line is read and validated again).
+    """
+    earliest, latest = date_of_birth_bounds(extract_date)
+    text = pd.Series(
+        [None if v is None else v.decode("utf-8", "replace") for v in values], dtype="string"
+    )
+    parsed = parse_iso_dates(text)
+    outside = (parsed < pd.Timestamp(earliest)) | (parsed > pd.Timestamp(latest))
+    return outside.to_numpy(dtype=bool, na_value=False)
 
 
 def carry_refusals(
@@ -155,7 +178,8 @@ def carry_refusals(
     """Add lines refused before, and unchanged since, to a validation of a file's changed lines.
 
     A line the same council sent before and the suite refused then breaks the same rules now
-    (`NOT_CARRIED` rules excepted: such lines are validated again). Their verdicts are merged in
+    (`transforms.changes.plan_changes` reads again the lines whose verdict may have moved: a
+    repeated id with a new line, a date of birth back in range). Their verdicts are merged in
     so the council hears about them again and the file-level thresholds see the whole file.
 
     Args:
@@ -169,7 +193,11 @@ def carry_refusals(
     if result is not None and not result.accepted:
         return result  # refused on the changed lines alone
     rules = load_rules()[CHILDREN_SUITE]
-    order = _rule_positions(load_suite(CHILDREN_SUITE, rules))
+    # From the suite's JSON: no GX object (nor GX import) is needed to merge carried lines.
+    order = _rule_positions(
+        (e["meta"]["rule"], e.get("kwargs", {}).get("column"))
+        for e in read_suite_json(CHILDREN_SUITE)["expectations"]
+    )
     columns: dict[str, list[str | None]] = {}
     for rule, column in order:
         columns.setdefault(rule, []).append(column)
@@ -352,7 +380,7 @@ def _validate(
     gx_result = _run_gx(_gx_view(frame), suite, parameters)
     masks, counts, table_failures = _row_masks(gx_result, suite, n_rows)
 
-    order = _rule_positions(suite)
+    order = _rule_positions(_key(e.configuration) for e in suite.expectations)
     critical = np.zeros(n_rows, dtype=bool)
     for (rule_name, _column), mask in masks.items():
         if rules.rules[rule_name].severity == CRITICAL:
@@ -519,12 +547,13 @@ def _key(config: Any) -> tuple[str, str | None]:
     return config.meta["rule"], config.kwargs.get("column")
 
 
-def _rule_positions(suite: ExpectationSuite) -> dict[tuple[str, str | None], tuple[int, int]]:
+def _rule_positions(
+    keys: Iterable[tuple[str, str | None]],
+) -> dict[tuple[str, str | None], tuple[int, int]]:
     """Order (rule, column) keys by their rule's first place in the suite, then their own."""
     first: dict[str, int] = {}
     order: dict[tuple[str, str | None], tuple[int, int]] = {}
-    for i, expectation in enumerate(suite.expectations):
-        rule, column = _key(expectation.configuration)
+    for i, (rule, column) in enumerate(keys):
         first.setdefault(rule, i)
         order.setdefault((rule, column), (first[rule], i))
     return order
@@ -628,7 +657,7 @@ def _summarise(
     run: dict[str, str],
 ) -> dict[str, Any]:
     """Build the values-free summary: counts and verdicts per expectation, never a cell."""
-    order = _rule_positions(suite)
+    order = _rule_positions(_key(e.configuration) for e in suite.expectations)
     entries = []
     for result in gx_result.results:
         config = result.expectation_config
