@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import random
+import re
 import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import hypothesis
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import strategies as st
+from presidio_analyzer import RecognizerResult
 
 from transforms import pii
 from transforms.identifiers import nhs_check_digit, upn_check_letter
@@ -494,3 +499,149 @@ def test_when_synthetic_labelled_notes_then_every_planted_span_is_found_and_reda
     for text, spans, out in zip(notes, synthetic_notes["spans"], redacted, strict=True):
         for span in json.loads(spans):
             assert text[span["start"] : span["end"]] not in out, span["type"]
+
+
+# --- fast-path pieces against what they stand in for ----------------------------------------------
+# Notes built to be awkward: overlapping findings, same-type findings with only spaces between
+# them, titles with dots, names in capitals, dates in every form, names next to numbers.
+AWKWARD_NOTES = [
+    "Mrs . Sarah Jones and Dr. Khan met Mr Patel, SMITH, Sarah and Oliver James Smith.",
+    "Sarah  Jones called; Jones Sarah; Sarah Sarah Jones; Mr Mrs Jones; Dr. . Smith.",
+    "Grace Grace Oliver Smith Jones, Patel , Ruby.",
+    "Tel 07700 900123 07700 900124 and 943 476 5919 943 476 5919",
+    "Mum Sarah Jones 07700 900123 Sarah Jones",
+    "DOB 03/03/2015 (DOB) born 3rd of March 2015, birthday: March 3, 2015; 2015-03-03 dob",
+    "born May 2015. Seen 12/04/2024, 1.2.15 and 31-12-99 at 61 Birch Hill LS6 2AB.",
+    "Flat 4, 61 Birch Hill LS6 2AB 12a St John's Road ls6 2ab a.b@example.co.uk",
+    "NI AB 12 34 56 C, AB123456C, UPN B801200005001 B801200005001.",
+]
+
+
+def test_when_fast_path_then_same_redaction_as_full_presidio_analysis_on_awkward_notes():
+    settings = pii.load_pii_settings()
+    analyzer = pii.build_analyzer()
+    fast = pii.analyze_texts(analyzer, AWKWARD_NOTES)
+    full = pii.analyze_texts(analyzer, AWKWARD_NOTES, settings.score_threshold)
+    for text, a, b in zip(AWKWARD_NOTES, fast, full, strict=True):
+        assert pii.redact_text(text, a) == pii.redact_text(text, b)
+
+
+def _ruler_names(nlp_engine: pii.NameListNlpEngine, doc) -> list[tuple[int, int, float]]:
+    entities = nlp_engine._get_entities(doc)
+    scores = nlp_engine._get_scores_for_entities(doc)
+    return [(e.start_char, e.end_char, s) for e, s in zip(entities, scores, strict=True)]
+
+
+def test_when_name_matcher_then_same_names_as_the_entity_ruler():
+    # The fast path's names (NameMatcher on the tokens of each note's name region) stand in for
+    # spaCy's entity ruler on the whole note: on random sequences of given names, family names
+    # (also in capitals), titles, dots, commas, ambiguous words, numbers, e-mail addresses and
+    # other words, joined by assorted whitespace, both must report the same spans and scores.
+    analyzer = pii.build_analyzer()
+    engine = analyzer.nlp_engine
+    assert engine.name_matcher is not None
+    assert engine.names_capitalised
+    names = engine.names
+    rng = random.Random(3)
+    pools = [
+        sorted(names.given)[:: max(1, len(names.given) // 40)],
+        sorted(names.family)[:: max(1, len(names.family) // 40)],
+        [n.upper() for n in sorted(names.family)[:: max(1, len(names.family) // 10)]],
+        list(engine.titles),
+        [".", ",", "'s", "-", "(", ")", "Sarah's", "O'Brien,", "(Jones)", "Smith-Jones"],
+        ["Grace", "Jones", "Smith", "Sarah", "Master", "May", "Will", "Hope", "Young", "Patel"],
+        ["called", "mum", "and", "the", "review", "12", "LS6", "07700 900123", "a.b@example.com"],
+        ["Élodie", "ÅSA", "naïve", "café", "Cannot", "don't", "Dont", "x\u00a0y", "\n"],
+    ]
+    texts = []
+    for _ in range(4000):
+        words = [rng.choice(rng.choice(pools)) for _ in range(rng.randint(1, 9))]
+        gaps = [" ", " ", "", "  ", ", ", "\n", "\t", " \n "]
+        texts.append(rng.choice(["", " ", "\n"]) + "".join(w + rng.choice(gaps) for w in words))
+    ruler_docs = engine.nlp["en"].pipe(texts)
+    compared = 0
+    for text, fast, full in zip(texts, engine.find_names(texts), ruler_docs, strict=True):
+        assert fast == _ruler_names(engine, full), text
+        compared += bool(full.ents)
+    assert compared > 1000  # most sequences hold a name
+
+
+def test_when_name_region_then_it_spans_the_chunks_with_capitals():
+    engine = pii.build_analyzer().nlp_engine
+    text = "call 07700 900123 re: Mum (Sarah Jones), email s.j@example.com"
+    start, end = engine.name_region(text)
+    assert text[start:end] == "Mum (Sarah Jones),"
+    assert engine.name_region("no capitals here 123") == (0, 0)
+    assert engine.name_region("Ådne\tsmith") == (0, 4)
+
+
+def test_when_title_is_also_a_given_name_then_name_matcher_not_used():
+    lists = pii.NamePatterns(
+        given=("Sarah", "Master"),
+        family=("Jones",),
+        family_any_case=("JONES", "Jones"),
+        given_alone=("Sarah",),
+        family_alone=("Jones",),
+        titles=("Mr", "Master"),
+    )
+    assert not pii.NameMatcher.exact_for(lists)
+    assert pii.NameMatcher.exact_for(dataclasses.replace(lists, given=("Sarah",)))
+
+
+def _presidio_redactions(texts, found):
+    return [pii._redact_with_presidio(t, r) for t, r in zip(texts, found, strict=True) if r]
+
+
+def test_when_redacted_then_same_as_presidio_anonymizer(synthetic_notes):
+    # redact_text replaces plain findings itself; it must give the AnonymizerEngine's output.
+    texts = [*dict.fromkeys(synthetic_notes["notes"]), *AWKWARD_NOTES]
+    settings = pii.load_pii_settings()
+    analyzer = pii.build_analyzer()
+    for threshold in (None, settings.score_threshold, settings.guard_score_threshold):
+        found = pii.analyze_texts(analyzer, texts, threshold)
+        ours = [pii.redact_text(t, r) for t, r in zip(texts, found, strict=True) if r]
+        assert ours == _presidio_redactions(texts, found)
+
+
+def test_when_findings_overlap_or_touch_then_redaction_still_matches_presidio():
+    text = "Sarah Jones 07700 900123 x"
+    results = [
+        [("PERSON", 0, 5, 0.6), ("PERSON", 6, 11, 0.4)],  # one type, only a space between
+        [("PERSON", 0, 5, 0.6), ("PERSON", 5, 11, 0.4)],  # touching
+        [("PERSON", 0, 11, 0.85), ("UK_NHS", 6, 17, 0.9)],  # overlapping, higher score later
+        [("PERSON", 0, 11, 0.85), ("PERSON", 0, 5, 0.6)],  # one inside another
+        [("PHONE_NUMBER", 12, 24, 0.6), ("UK_NHS", 12, 24, 1.0)],  # the same span twice
+        [("PERSON", 0, 5, 0.6), ("PHONE_NUMBER", 12, 24, 0.6)],  # plain
+    ]
+    for case in results:
+        found = [RecognizerResult(t, s, e, score) for t, s, e, score in case]
+        assert pii.redact_text(text, found) == pii._redact_with_presidio(text, found), case
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None)
+@hypothesis.given(
+    st.one_of(
+        st.from_regex(re.compile(pii._DATE, re.IGNORECASE), fullmatch=True),
+        st.from_regex(re.compile(pii._MONTH_YEAR, re.IGNORECASE), fullmatch=True),
+    )
+)
+def test_when_text_holds_a_date_then_date_screen_lets_it_through(date):
+    # The date screen decides whether the DOB recogniser runs at all: every date either of its
+    # patterns can match must pass it.
+    assert pii.DATE_SCREEN.search(f"seen {date} today")
+
+
+_UPN_BODY = pii.UPN_REGEX.removeprefix(r"(?<!\w)").removesuffix(r"(?!\w)")
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None)
+@hypothesis.given(st.from_regex(re.compile(_UPN_BODY, re.IGNORECASE), fullmatch=True))
+def test_when_text_holds_a_upn_shape_then_upn_screen_lets_it_through(upn):
+    assert "(" not in _UPN_BODY  # only the lookarounds were stripped
+    assert pii.UPN_SCREEN.search(f"UPN {upn} noted")
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None)
+@hypothesis.given(st.from_regex(re.compile(pii._POSTCODE_BODY, re.IGNORECASE), fullmatch=True))
+def test_when_text_holds_a_postcode_then_postcode_screen_lets_it_through(postcode):
+    assert pii.POSTCODE_SCREEN.search(f"moved to {postcode} today")

@@ -24,14 +24,21 @@ Presidio does the work, configured by `config/pii.yaml` and fully offline:
   recognisers are never loaded.
 
 **Speed** (notes; `python -m bench.pii` measures it): each distinct note is analysed once; a
-note with no digit, no "@" and no word on the name lists is skipped; the name pipeline runs in
-spaCy batches; and a fast path runs the pattern recognisers directly (only those a note can
-match: a digit, or an "@") and takes names from the ruler alone. Presidio's full analysis, with
-its context step, runs only on a note where that could change the redaction: a match below its
-threshold that a context word might lift (a lone family name), or matches that overlap. Context
-only raises scores and redaction drops a match inside another, so both paths redact the same
-spans as the same types (a test checks it on the synthetic notes). The guard's threshold always
-takes the full path.
+note with no digit, no "@" and no word on the name lists is skipped; and a fast path does the
+rest, with no context step. It takes names from `NameMatcher`, the entity ruler's patterns as
+set lookups on token hashes, on spaCy's tokens (in batches) of each note's name region, from its
+first to its last whitespace-separated chunk holding a capital (the same spans as the ruler on
+the whole note; a test compares the two). It runs each of Presidio's pattern recognisers only on
+the notes its screen passes: the recogniser's own compiled regexes, searched over all notes at
+once, or for DATE_OF_BIRTH, UK_UPN and UK_POSTCODE a cheaper regex every match contains (a year
+or numeric date; a letter and eleven digits; a digit and two letters). Presidio's full analysis,
+with the whole pipeline and the context step, runs only on a note where that could change the
+redaction: a match below its threshold that a context word might lift (a lone family name), or
+matches that overlap. Context only raises scores and redaction drops a match inside another, so
+both paths redact the same spans as the same types (a test checks it on the synthetic notes).
+Redaction replaces findings that neither overlap nor are of one type with only spaces between
+them directly, as Presidio's AnonymizerEngine would; the engine resolves the others. The
+guard's threshold always takes the full path.
 
 Findings are reported as counts by entity type; no value is ever logged or put in a message.
 """
@@ -44,7 +51,7 @@ import itertools
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -63,6 +70,7 @@ from presidio_analyzer import (
     RecognizerResult,
 )
 from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+from presidio_analyzer.pattern_recognizer import REGEX_TIMEOUT_SECONDS
 from presidio_analyzer.predefined_recognizers import (
     EmailRecognizer,
     NhsRecognizer,
@@ -71,6 +79,7 @@ from presidio_analyzer.predefined_recognizers import (
 )
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorConfig
+from spacy.attrs import ORTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -105,6 +114,10 @@ LEMMA_COMPONENT = "registry_sync_lower_lemma"
 _DIGIT_OR_AT = re.compile(r"[\d@]")
 _DIGIT = re.compile(r"\d")
 _WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+# A capital letter or any non-ASCII character (a superset of the capitals), and whitespace as
+# spaCy's tokenizer splits at it (`\s` is exactly `str.isspace`).
+_CAPITAL = re.compile(r"[A-Z\x80-\U0010ffff]")
+_SPACE = re.compile(r"\s")
 
 # --- patterns -----------------------------------------------------------------------------------
 _SEP = r"[ \t-]?"
@@ -146,6 +159,20 @@ DOB_IN_CONTEXT_REGEX = (
     rf"|(?<![\w/.-]){_DATE}(?=\s*\(?\s*(?:dob|d\.o\.b|date\s+of\s+birth)(?!\w))"
 )
 FULL_DATE_REGEX = rf"(?<![\w/.-]){_DATE}(?![\w/])"  # any full date: the guard's evidence
+# Every date above holds a year ("19" or "20" and two digits) or a numeric day/month/year
+# ("3.3.15", "2015-03-03"), so a text with neither cannot match either date pattern. Presidio's
+# `regex` module may know digits newer than Python's Unicode tables, so a "digit" here is any
+# character but an ASCII non-digit.
+_ANY_DIGIT = r"[^\x00-/:-\x7f]"
+DATE_SCREEN = re.compile(
+    rf"(?:19|20){_ANY_DIGIT}{{2}}|{_ANY_DIGIT}[/.-]{_ANY_DIGIT}{{1,2}}[/.-]{_ANY_DIGIT}"
+)
+# Letters too: a pattern matching case-insensitively may take non-ASCII letters that fold to
+# ASCII ones, so a "letter" is any character but an ASCII non-letter.
+_ANY_LETTER = r"[^\x00-@\[-`{-\x7f]"
+UPN_SCREEN = re.compile(_ANY_LETTER + _ANY_DIGIT + "{11}")  # UPN_REGEX: letter, 11 digits, one more
+# Every postcode's inward code (and "GIR 0AA") is a digit and two letters.
+POSTCODE_SCREEN = re.compile("[0-9]" + _ANY_LETTER + "{2}")
 # "Flat 4, 61 Birch Hill", "12a St John's Road": a house number, one to three capitalised words,
 # then a street type from the YAML (matched case-sensitively).
 _STREET_WORD = r"[A-Z][A-Za-z]*(?:['’][A-Za-z]+)?(?:-[A-Z][A-Za-z]+)?\.?"
@@ -488,21 +515,47 @@ def _lower_lemma(doc: Doc) -> Doc:
     return doc
 
 
+@dataclass(frozen=True)
+class NamePatterns:
+    """The token texts each part of the name ruler's patterns matches (case-sensitive)."""
+
+    given: tuple[str, ...]  # single-token given names
+    family: tuple[str, ...]  # single-token family names
+    family_any_case: tuple[str, ...]  # and the same in capitals ("SMITH, Sarah")
+    given_alone: tuple[str, ...]  # a name alone: not an ambiguous word
+    family_alone: tuple[str, ...]  # nor a given name
+    titles: tuple[str, ...]
+
+
+def name_patterns(names: NameLists, titles: Sequence[str], nlp: Language) -> NamePatterns:
+    """Return the token lists of the name ruler, keeping names `nlp` makes a single token."""
+    single = {n for n in names.given | names.family if len(nlp.tokenizer(n)) == 1}
+    given = sorted(n for n in names.given if n in single)
+    family = sorted(n for n in names.family if n in single)
+    return NamePatterns(
+        given=tuple(given),
+        family=tuple(family),
+        family_any_case=tuple(sorted(set(family) | {n.upper() for n in family})),
+        given_alone=tuple(n for n in given if n.lower() not in names.ambiguous),
+        family_alone=tuple(
+            n for n in family if n not in names.given and n.lower() not in names.ambiguous
+        ),
+        titles=tuple(titles),
+    )
+
+
 def build_name_pipeline(names: NameLists, titles: Sequence[str]) -> Language:
     """Return `spacy.blank("en")` with an entity ruler that tags names from the lists.
 
     Labels: NAME_FULL (given [+ middle] + family, or "SMITH, Sarah"), NAME_TITLED ("Mrs Jones"),
     NAME_GIVEN and NAME_FAMILY (one unambiguous name alone). Case-sensitive: only capitalised
-    tokens (and family names in capitals after a given name) match.
+    tokens (and family names in capitals after a given name) match. `NameMatcher` matches the
+    same patterns without spaCy's matcher.
     """
     nlp = spacy.blank("en")
-    single = [n for n in names.given | names.family if len(nlp.tokenizer(n)) == 1]
-    single_set = set(single)
-    given = sorted(n for n in names.given if n in single_set)
-    family = sorted(n for n in names.family if n in single_set)
-    family_any_case = sorted(set(family) | {n.upper() for n in family})
-    given_alone = [n for n in given if n.lower() not in names.ambiguous]
-    family_alone = [n for n in family if n not in names.given and n.lower() not in names.ambiguous]
+    lists = name_patterns(names, titles, nlp)
+    given = list(lists.given)
+    family_any_case = list(lists.family_any_case)
     ruler = nlp.add_pipe("entity_ruler", config={"overwrite_ents": True, "validate": False})
     ruler.add_patterns(
         [
@@ -525,18 +578,95 @@ def build_name_pipeline(names: NameLists, titles: Sequence[str]) -> Language:
             {
                 "label": "NAME_TITLED",
                 "pattern": [
-                    {"ORTH": {"IN": list(titles)}},
+                    {"ORTH": {"IN": list(lists.titles)}},
                     {"ORTH": ".", "OP": "?"},
                     {"ORTH": {"IN": given}, "OP": "?"},
-                    {"ORTH": {"IN": sorted(set(family) | set(given))}},
+                    {"ORTH": {"IN": sorted(set(lists.family) | set(lists.given))}},
                 ],
             },
-            {"label": "NAME_GIVEN", "pattern": [{"ORTH": {"IN": given_alone}}]},
-            {"label": "NAME_FAMILY", "pattern": [{"ORTH": {"IN": family_alone}}]},
+            {"label": "NAME_GIVEN", "pattern": [{"ORTH": {"IN": list(lists.given_alone)}}]},
+            {"label": "NAME_FAMILY", "pattern": [{"ORTH": {"IN": list(lists.family_alone)}}]},
         ]
     )
     nlp.add_pipe(LEMMA_COMPONENT)
     return nlp
+
+
+class NameMatcher:
+    """The name ruler's patterns as set lookups on token hashes: the same entities, faster.
+
+    spaCy's matcher calls a Python predicate for every token and every `IN` list; here each
+    token's hash is looked up once per list. `match` enumerates every span each pattern of
+    `build_name_pipeline` matches (each optional token both taken and skipped, as spaCy's
+    matcher reports them) and keeps them as the entity ruler does: longest first, then leftmost,
+    skipping a span whose first or last token an earlier one took. Where two patterns of
+    different labels could match the same span (a title that is also a given name), that order
+    is spaCy's set order, so `exact_for` is False and the ruler must be used instead.
+    `tests/test_pii.py` compares both on random token sequences and on the synthetic notes.
+    """
+
+    def __init__(self, lists: NamePatterns, nlp: Language):
+        def hashes(words: Iterable[str]) -> frozenset[int]:
+            return frozenset(nlp.vocab.strings.add(w) for w in words)
+
+        self.given = hashes(lists.given)
+        self.family_any_case = hashes(lists.family_any_case)
+        self.after_title = hashes(set(lists.family) | set(lists.given))
+        self.given_alone = hashes(lists.given_alone)
+        self.family_alone = hashes(lists.family_alone)
+        self.titles = hashes(lists.titles)
+        self.comma = nlp.vocab.strings.add(",")
+        self.dot = nlp.vocab.strings.add(".")
+
+    @staticmethod
+    def exact_for(lists: NamePatterns) -> bool:
+        """Return True when no span can match patterns of two labels.
+
+        NAME_GIVEN and NAME_FAMILY never share a token (a family name alone is not a given
+        name), and a span both NAME_FULL and NAME_TITLED would start with a title that is also a
+        given name ("FAMILY , given" is never titled: "," is neither "." nor a name).
+        """
+        return not set(lists.titles) & set(lists.given)
+
+    def match(self, doc: Doc) -> list[tuple[str, int, int]]:
+        """Return the ruler's entities of `doc` as (label, start token, end token), by start."""
+        orths = doc.to_array(ORTH).tolist()
+        n = len(orths)
+        given, family, after_title = self.given, self.family_any_case, self.after_title
+        found: set[tuple[str, int, int]] = set()
+        for i, orth in enumerate(orths):
+            if orth in self.given_alone:
+                found.add(("NAME_GIVEN", i, i + 1))
+            if orth in self.family_alone:
+                found.add(("NAME_FAMILY", i, i + 1))
+            if orth in given:  # given [given] FAMILY
+                if i + 1 < n and orths[i + 1] in family:
+                    found.add(("NAME_FULL", i, i + 2))
+                if i + 2 < n and orths[i + 1] in given and orths[i + 2] in family:
+                    found.add(("NAME_FULL", i, i + 3))
+            if (  # FAMILY , given
+                orth in family
+                and i + 2 < n
+                and orths[i + 1] == self.comma
+                and orths[i + 2] in given
+            ):
+                found.add(("NAME_FULL", i, i + 3))
+            if orth in self.titles:  # title ["."] [given] name
+                name_at = [i + 1]
+                if i + 1 < n and orths[i + 1] == self.dot:
+                    name_at.append(i + 2)
+                for k in name_at:
+                    if k < n and orths[k] in after_title:
+                        found.add(("NAME_TITLED", i, k + 1))
+                    if k + 1 < n and orths[k] in given and orths[k + 1] in after_title:
+                        found.add(("NAME_TITLED", i, k + 2))
+        taken: set[int] = set()
+        kept = []
+        for label, start, end in sorted(found, key=lambda m: (m[2] - m[1], -m[1]), reverse=True):
+            if start not in taken and end - 1 not in taken:
+                kept.append((label, start, end))
+                taken.update(range(start, end))
+        return sorted(kept, key=lambda m: m[1])
 
 
 class NameListNlpEngine(SpacyNlpEngine):
@@ -564,10 +694,75 @@ class NameListNlpEngine(SpacyNlpEngine):
         self.name_vocab = frozenset(
             names.given | names.family | {n.upper() for n in names.family} | set(self.titles)
         )
+        self.name_matcher: NameMatcher | None = None  # set by `load()`
+        self.names_capitalised = False  # set by `load()`
 
     def load(self) -> None:
-        """Build the blank pipeline with the name ruler (no model load, no download)."""
-        self.nlp = {self.language: build_name_pipeline(self.names, self.titles)}
+        """Build the blank pipeline with the name ruler (no model load, no download).
+
+        Also builds the `NameMatcher` the fast path uses instead of the ruler, when it is exact
+        for these lists (`name_matcher` is None otherwise).
+        """
+        nlp = build_name_pipeline(self.names, self.titles)
+        self.nlp = {self.language: nlp}
+        lists = name_patterns(self.names, self.titles, nlp)
+        self.name_matcher = NameMatcher(lists, nlp) if NameMatcher.exact_for(lists) else None
+        # What `name_region` relies on: every name and title holds a capital.
+        self.names_capitalised = all(
+            _CAPITAL.search(word) for word in (*lists.given, *lists.family_any_case, *lists.titles)
+        )
+
+    def name_region(self, text: str) -> tuple[int, int]:
+        """Return (start, end) of the part of `text` that holds every name the ruler could find.
+
+        It runs from the start of the first whitespace-separated chunk holding a capital to the
+        end of the last such chunk ("capital": A-Z or any non-ASCII character). spaCy's tokenizer
+        splits a text at whitespace and tokenises each chunk on its own (a special case spanning
+        chunks never applies), so that part tokenises exactly as it does inside the whole text;
+        and every token a name pattern starts or ends with holds a capital (`load()` checks it),
+        so every match lies inside. The rest of a note (numbers, e-mail addresses) need not be
+        tokenised at all.
+        """
+        if not self.names_capitalised:
+            return 0, len(text)
+        first = _CAPITAL.search(text)
+        if first is None:
+            return 0, 0
+        space_before = _SPACE.search(text[: first.start()][::-1])
+        start = first.start() - space_before.start() if space_before else 0
+        last = len(text) - 1 - _CAPITAL.search(text[::-1]).start()
+        space_after = _SPACE.search(text, last)
+        return start, space_after.start() if space_after else len(text)
+
+    def find_names(
+        self, texts: Sequence[str], batch_size: int = 256
+    ) -> Iterator[list[tuple[int, int, float]]]:
+        """Yield the names of each text as (start char, end char, score), no context applied.
+
+        The same spans and scores as `_get_entities` and `_get_scores_for_entities` give after
+        the whole pipeline (`tests/test_pii.py` compares them): from the `NameMatcher` on the
+        tokens of each text's `name_region`, or without a matcher from the ruler (no lemmas).
+        """
+        nlp = self.nlp[self.language]
+        if self.name_matcher is None:
+            for doc in nlp.pipe(texts, batch_size=batch_size, disable=[LEMMA_COMPONENT]):
+                entities = self._get_entities(doc)
+                scores = self._get_scores_for_entities(doc)
+                yield [(e.start_char, e.end_char, s) for e, s in zip(entities, scores, strict=True)]
+            return
+        regions = [self.name_region(text) for text in texts]
+        parts = (text[start:end] for text, (start, end) in zip(texts, regions, strict=True))
+        docs = nlp.pipe(parts, batch_size=batch_size, disable=nlp.pipe_names)  # tokens only
+        title_or_dot = (*self.titles, ".")
+        for (offset, _end), doc in zip(regions, docs, strict=True):
+            found = []
+            for label, start, end in self.name_matcher.match(doc):
+                while start < end - 1 and doc[start].text in title_or_dot:
+                    start += 1  # as `_get_entities`: "Mrs Jones" becomes "Mrs <PERSON>"
+                span = doc[start:end]
+                score = self.label_scores.get(label, 0.0)
+                found.append((offset + span.start_char, offset + span.end_char, score))
+            yield found
 
     def _get_entities(self, doc: Doc) -> list[Span]:
         # Keep the title out of the redaction: "Mrs Jones" becomes "Mrs <PERSON>".
@@ -607,10 +802,18 @@ class UkNhsNumberRecognizer(NhsRecognizer):
 class UkUpnRecognizer(PatternRecognizer):
     """Unique Pupil Number: a check letter then 12 characters; the check letter must hold."""
 
+    screen = UPN_SCREEN  # every UPN holds a letter and eleven digits in a row
+
     def validate_result(self, pattern_text: str) -> bool:
         """Return True when the UPN's check letter is right (transforms.identifiers rule)."""
         upn = pattern_text.upper()
         return upn_check_letter(upn[1:]) == upn[0]
+
+
+class UkPostcodeRecognizer(PatternRecognizer):
+    """Full UK postcodes: in capitals (`upper_case`), or in any case (`any_case`, scored lower)."""
+
+    screen = POSTCODE_SCREEN  # every postcode ends in a digit and two letters
 
 
 class UkPhoneRecognizer(PatternRecognizer):
@@ -647,6 +850,17 @@ class OfflineEmailRecognizer(EmailRecognizer):
         return True if _has_public_suffix(pattern_text.rpartition("@")[2]) else None
 
 
+class DateOfBirthRecognizer(PatternRecognizer):
+    """A date of birth: a full date or month and year next to a birth word, or any full date.
+
+    `screen` is a regex every match of its patterns contains (a year or a numeric date); the fast
+    path runs the recogniser only on a text where it matches, because the birth-word lookbehind
+    is slow to try at every position of every note.
+    """
+
+    screen = DATE_SCREEN
+
+
 def _patterns(rs: RecognizerSettings, regexes: Mapping[str, str]) -> list[Pattern]:
     return [Pattern(name, regexes[name], rs.scores[name]) for name in ENTITY_PATTERNS[rs.entity]]
 
@@ -669,9 +883,8 @@ def build_recognizers(settings: PiiSettings) -> list:
                 global_regex_flags=_IGNORE_CASE,
             )
         elif entity == "UK_POSTCODE":
-            recognizer = PatternRecognizer(
+            recognizer = UkPostcodeRecognizer(
                 supported_entity=entity,
-                name="UkPostcodeRecognizer",
                 patterns=_patterns(
                     rs, {"upper_case": POSTCODE_UPPER_REGEX, "any_case": POSTCODE_ANY_CASE_REGEX}
                 ),
@@ -696,9 +909,8 @@ def build_recognizers(settings: PiiSettings) -> list:
                 global_regex_flags=_CASE_SENSITIVE,
             )
         elif entity == "DATE_OF_BIRTH":
-            recognizer = PatternRecognizer(
+            recognizer = DateOfBirthRecognizer(
                 supported_entity=entity,
-                name="DateOfBirthRecognizer",
                 patterns=_patterns(
                     rs, {"in_context": DOB_IN_CONTEXT_REGEX, "bare_full_date": FULL_DATE_REGEX}
                 ),
@@ -802,10 +1014,11 @@ def analyze_texts(
     """Analyze distinct texts in one spaCy batch, skipping those that cannot hold an entity.
 
     With the notes threshold (`score_threshold` None) a fast path runs the pattern recognisers
-    directly on the text and takes names from the name pipeline alone; only a text with a match
-    below its threshold (one a context word might lift, e.g. a lone family name) or with
-    overlapping matches goes through Presidio's full analysis with context. Both paths report
-    the same spans and types; `tests/test_pii.py` checks it on the synthetic notes.
+    directly, each on the texts its screen passes, and takes names from the name lists alone
+    (`NameListNlpEngine.find_names`); only a text with a match below its threshold (one a
+    context word might lift, e.g. a lone family name) or with overlapping matches goes through
+    Presidio's full analysis with context. Both paths report the same spans and types;
+    `tests/test_pii.py` checks it on the synthetic notes.
 
     Args:
         analyzer: an analyzer from `create_analyzer` / `build_analyzer`.
@@ -823,18 +1036,11 @@ def analyze_texts(
     has_digit_or_at = [bool(_DIGIT_OR_AT.search(text)) for text in texts]
     named = [may_hold_name(text) for text in texts]
     candidates = [i for i in range(len(texts)) if has_digit_or_at[i] or named[i]]
-    slow, docs = list(candidates), {}
+    slow = list(candidates)
     if score_threshold is None and isinstance(nlp_engine, NameListNlpEngine):
-        slow, docs = _analyze_fast(analyzer, texts, candidates, has_digit_or_at, named, results)
-    to_process = [i for i in slow if i not in docs]
-    made = nlp_engine.process_batch([texts[i] for i in to_process], language, batch_size=256)
-    artifacts = {i: a for i, (_text, a) in zip(to_process, made, strict=True)}
-    for i in slow:
-        text = texts[i]
-        if i in artifacts:
-            nlp_artifacts = artifacts[i]
-        else:
-            nlp_artifacts = nlp_engine._doc_to_nlp_artifact(docs[i], language)
+        slow = _analyze_fast(analyzer, texts, candidates, has_digit_or_at, named, results)
+    made = nlp_engine.process_batch([texts[i] for i in slow], language, batch_size=256)
+    for i, (text, nlp_artifacts) in zip(slow, made, strict=True):
         if not nlp_artifacts.entities and not has_digit_or_at[i]:
             continue
         results[i] = analyzer.analyze(
@@ -846,6 +1052,53 @@ def analyze_texts(
     return results
 
 
+def _screen(recognizer: PatternRecognizer) -> tuple[Callable[[str], object], ...]:
+    """Return searches of which one finds something in every text `recognizer` reports on.
+
+    The recogniser's own `screen` regex when it has one; else a search with each compiled regex
+    Presidio matches its patterns with, under Presidio's regex timeout. Presidio compiles those,
+    with the recogniser's global flags, on its first analysis; analysing an empty text makes
+    sure that happened, so the screen searches with the very objects the recogniser matches with.
+    """
+    own = getattr(recognizer, "screen", None)
+    if own is not None:
+        return (own.search,)
+    flags = recognizer.global_regex_flags
+    if any(p.compiled_regex is None or p.compiled_with_flags != flags for p in recognizer.patterns):
+        recognizer.analyze("", recognizer.supported_entities)
+    return tuple(
+        functools.partial(p.compiled_regex.search, timeout=REGEX_TIMEOUT_SECONDS)
+        for p in recognizer.patterns
+    )
+
+
+def _screened(
+    screen: Sequence[Callable[[str], object]], texts: Sequence[str], positions: Iterable[int]
+) -> set[int]:
+    """Return the positions whose text a search of `screen` finds something in.
+
+    Each search is mapped over all the texts at once. A search that times out counts as a
+    match: the recogniser then runs and Presidio handles its own timeout as usual.
+    """
+    left, hits = list(positions), set()
+    for search in screen:
+        chosen = [texts[i] for i in left]
+        try:
+            found = list(map(search, chosen))
+        except TimeoutError:
+            found = [_search_or_timeout(search, text) for text in chosen]
+        hits.update(i for i, match in zip(left, found, strict=True) if match is not None)
+        left = [i for i, match in zip(left, found, strict=True) if match is None]
+    return hits
+
+
+def _search_or_timeout(search: Callable[[str], object], text: str) -> object:
+    try:
+        return search(text)
+    except TimeoutError:
+        return True
+
+
 def _analyze_fast(
     analyzer: AnalyzerEngine,
     texts: Sequence[str],
@@ -853,63 +1106,54 @@ def _analyze_fast(
     has_digit_or_at: Sequence[bool],
     named: Sequence[bool],
     results: list[list[RecognizerResult]],
-) -> tuple[list[int], dict[int, Doc]]:
+) -> list[int]:
     """Fill `results` for the candidates the fast path settles.
 
     Returns:
-        The positions left for the full analysis, and the spaCy docs already made for them.
+        The positions left for Presidio's full analysis (whole pipeline, context step).
     """
     nlp_engine = analyzer.nlp_engine
     assert isinstance(nlp_engine, NameListNlpEngine)
-    nlp = nlp_engine.nlp[analyzer.supported_languages[0]]
     thresholds = _entity_thresholds(analyzer)
-    # Every pattern needs a digit, except e-mail, which needs an "@".
-    with_digit, with_at = [], []
+    # Every pattern needs a digit, except e-mail, which needs an "@". Each recogniser runs only
+    # on a text its screen passes: Presidio's per-call overhead (timing, logging, explanations)
+    # costs far more than a search that finds nothing.
+    with_pattern = [i for i in candidates if has_digit_or_at[i]]
+    with_digit = [i for i in with_pattern if _DIGIT.search(texts[i])]
+    with_at = [i for i in with_pattern if "@" in texts[i]]
+    to_run: dict[int, list[PatternRecognizer]] = {}
     for recognizer in analyzer.registry.recognizers:
         if isinstance(recognizer, PatternRecognizer):
-            needs_at = isinstance(recognizer, EmailRecognizer)
-            (with_at if needs_at else with_digit).append(recognizer)
-    with_names = [i for i in candidates if named[i]]
-    docs = dict(
-        zip(with_names, nlp.pipe((texts[i] for i in with_names), batch_size=256), strict=True)
-    )
+            pool = with_at if isinstance(recognizer, EmailRecognizer) else with_digit
+            for i in _screened(_screen(recognizer), texts, pool):
+                to_run.setdefault(i, []).append(recognizer)
+    # Names come from the name matcher (or the entity ruler) alone here, with no context step.
+    names = nlp_engine.find_names([texts[i] for i in candidates if named[i]])
     slow: list[int] = []
     for i in candidates:
         text = texts[i]
         found: list[RecognizerResult] = []
-        doc = docs.get(i)
-        if doc is not None:
-            entities = nlp_engine._get_entities(doc)
-            scores = nlp_engine._get_scores_for_entities(doc)
+        if named[i]:  # the names come in the order of the candidates
             found += [
-                RecognizerResult("PERSON", ent.start_char, ent.end_char, score)
-                for ent, score in zip(entities, scores, strict=True)
+                RecognizerResult("PERSON", start, end, score) for start, end, score in next(names)
             ]
-        if has_digit_or_at[i]:
-            recognizers = with_at + with_digit if "@" in text else with_digit
-            if not _DIGIT.search(text):
-                recognizers = with_at
-            for recognizer in recognizers:
-                found += recognizer.analyze(text, recognizer.supported_entities, None)
+        for recognizer in to_run.get(i, ()):
+            found += recognizer.analyze(text, recognizer.supported_entities, None)
         settled = _settle(EntityRecognizer.remove_duplicates(found), thresholds)
         if settled is None:
             slow.append(i)
         else:
             results[i] = settled
-    return slow, {i: docs[i] for i in slow if i in docs}
+    return slow
 
 
 _REDACT = {"DEFAULT": OperatorConfig("replace")}  # "<ENTITY_TYPE>"
+# Presidio's anonymizer merges two findings of one type with only spaces between them.
+_SPACES_ONLY = re.compile(r"^( )+$")
 
 
-def redact_text(text: str, results: Sequence[RecognizerResult]) -> tuple[str, list[str]]:
-    """Replace every finding with "<ENTITY_TYPE>"; overlaps go to the higher-scored finding.
-
-    Returns:
-        The redacted text and the entity type of each replacement made.
-    """
-    if not results:
-        return text, []
+def _redact_with_presidio(text: str, results: Sequence[RecognizerResult]) -> tuple[str, list[str]]:
+    """Redact through Presidio's AnonymizerEngine (what `redact_text` does in every case)."""
     engine_result = _anonymizer().anonymize(
         text=text,
         analyzer_results=list(results),
@@ -917,6 +1161,36 @@ def redact_text(text: str, results: Sequence[RecognizerResult]) -> tuple[str, li
         conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
     )
     return engine_result.text, [item.entity_type for item in engine_result.items]
+
+
+def redact_text(text: str, results: Sequence[RecognizerResult]) -> tuple[str, list[str]]:
+    """Replace every finding with "<ENTITY_TYPE>"; overlaps go to the higher-scored finding.
+
+    This is Presidio's AnonymizerEngine with the "replace" operator and REMOVE_INTERSECTIONS.
+    Findings that neither overlap nor are of one type with only spaces between them (nearly
+    every note) have nothing for the engine to resolve, so they are replaced here directly with
+    the engine's output and order; anything else goes through the engine itself.
+
+    Returns:
+        The redacted text and the entity type of each replacement made (last in the text first,
+        as the engine lists them).
+    """
+    if not results:
+        return text, []
+    spans = sorted((r.start, r.end, r.entity_type) for r in results)
+    previous_end, previous_type = 0, None
+    for start, end, entity_type in spans:
+        if not previous_end <= start < end <= len(text) or (
+            entity_type == previous_type and _SPACES_ONLY.search(text[previous_end:start])
+        ):
+            return _redact_with_presidio(text, results)
+        previous_end, previous_type = end, entity_type
+    pieces, position = [], 0
+    for start, end, entity_type in spans:
+        pieces += (text[position:start], f"<{entity_type}>")
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces), [entity_type for _, _, entity_type in reversed(spans)]
 
 
 # --- public API ---------------------------------------------------------------------------------
