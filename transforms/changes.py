@@ -1,11 +1,12 @@
 """Change detection: keyed digests of an extract's lines, so a re-sync costs what changed.
 
 Every data line of a children extract gets a 64-bit keyed digest (BLAKE2b, keyed with a key
-derived from the pseudonymisation key, so a digest cannot be used to test a guess at a row). The
-digest is kept in `council_record` beside the row that line produced. When the same council sends
-its next extract, a line whose digest its contribution already holds is unchanged: it is not
-parsed, validated, pseudonymised, scanned or rewritten. Only the changed lines go through the
-pipeline, and the load deletes only the children that left or changed.
+derived from the pseudonymisation key, so a digest cannot be used to test a guess at a row, and
+from a fingerprint of the rules and policy, so a changed rule reaches every line). The digest is
+kept in `council_record` beside the row that line produced. When the same council sends its next
+extract, a line whose digest its contribution already holds is unchanged: it is not parsed,
+validated, pseudonymised, scanned or rewritten. Only the changed lines go through the pipeline,
+and the load deletes, by digest, only the rows whose lines changed or left.
 
 The fast path is taken only when lines and records coincide. A file where a quoted field spans
 lines, or whose lines do not split cleanly, is read in full as before; so is a council's first
