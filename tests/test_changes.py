@@ -339,7 +339,7 @@ def test_first_field_numbering_without_a_loop_agrees_with_splitting_lines(key, n
     ids[-2] = ids[0]
     body = [i + (b",x,y" if n % 7 else b"") for n, i in enumerate(ids)]
     data = newline.join([b"local_child_id,a,b", *body]) + (newline if trailing else b"")
-    codes = _first_field_codes(data, b"local_child_id,a,b", newline, len(body))
+    codes = _first_field_codes(*_raw(data), newline, len(body))
     expected = pd.factorize(pd.Series(ids, dtype=object))[0]
     assert codes is not None
     assert len(set(zip(codes, expected, strict=True))) == len(set(expected)) == len(set(codes))
@@ -353,7 +353,12 @@ def test_first_fields_the_raw_bytes_cannot_settle_are_left_to_the_line_split(fir
     from transforms.changes import _first_field_codes
 
     data = b"\n".join([b"local_child_id,a", first + b",x", b"B1,y"]) + b"\n"
-    assert _first_field_codes(data, b"local_child_id,a", b"\n", 2) is None
+    assert _first_field_codes(*_raw(data), b"\n", 2) is None
+
+
+def _raw(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return raw, np.flatnonzero(raw == ord("\n"))
 
 
 def test_a_changed_rule_book_or_policy_reads_every_line_again(key, policy):
@@ -370,3 +375,47 @@ def test_a_changed_rule_book_or_policy_reads_every_line_again(key, policy):
     assert split_lines(data, key, verdict_fingerprint(policy)).digests.tolist() == (
         before.digests.tolist()
     )
+
+
+def test_the_digest_set_follows_opt_outs_and_archiving(
+    tmp_path, index_url, key, policy, population
+):
+    """Rows taken by an opt-out or by archiving leave the council's digest set too."""
+    from transforms.retention import apply_retention
+
+    council, frame = next(iter(population.items()))
+    home = tmp_path / "home"
+    store = store_for(index_url, policy, fresh=False)
+    drop(home, council, frame, DAY1, 1)
+    run(home, key, policy, store)
+
+    def digest_set_matches_rows() -> bool:
+        rec = store.t["council_record"]
+        with store.engine.connect() as conn:
+            base = store._newest_children_file(conn, council)
+            kept = store._digest_set(conn, council, base)
+            rows = conn.execute(
+                sa.select(rec.c.row_digest).where(
+                    rec.c.council_code == council, rec.c.row_digest.is_not(None)
+                )
+            ).scalars()
+            return kept is not None and sorted(kept.tolist()) == sorted(rows)
+
+    assert digest_set_matches_rows()
+    # An opt-out register for one child with an NHS number.
+    nhs = frame.loc[frame["nhs_number"].str.strip() != "", "nhs_number"].iloc[0]
+    optouts = pd.DataFrame({"nhs_number": [nhs], "local_child_id": [""]})
+    write_extract(
+        optouts,
+        home / "landing" / council,
+        council_code=council,
+        file_kind="optout",
+        created_at=DAY2,
+        sequence=1,
+    )
+    reports = run(home, key, policy, store)
+    assert [r.counts["opted_out"] for r in reports.values()] == [1]
+    assert digest_set_matches_rows()
+    # Twenty years on, everyone is archived.
+    apply_retention(store, pd.Timestamp("2046-01-01").date())
+    assert digest_set_matches_rows()

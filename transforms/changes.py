@@ -115,9 +115,13 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
     header, body = lines[0], lines[1:]
     if b'"' in header:
         return None
-    quoted = _quoted_lines(data) if b'"' in data else np.zeros(0, dtype=np.int64)
-    if any(body[i].count(b'"') % 2 for i in quoted):
-        return None  # a quoted field holds a line break: lines are not records
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    quoted = np.zeros(0, dtype=np.int64)
+    if b'"' in data:
+        quoted, odd = _quoted_lines(raw, ends)
+        if odd:
+            return None  # a quoted field holds a line break: lines are not records
     # One keyed BLAKE2b state, copied per line: the key block is hashed once, not per line.
     keyed = hashlib.blake2b(key=digest_key(key, rules), digest_size=8)
     out = bytearray()
@@ -128,7 +132,7 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
     digests = np.frombuffer(bytes(out), dtype="<i8").copy()
     # The local child id comes first; a quoted one may hide a comma, so such lines are read
     # again, and the cheap split can only make more lines look repeated, never fewer.
-    codes = _first_field_codes(data, header, newline, len(body))
+    codes = _first_field_codes(raw, ends, newline, len(body))
     if codes is None:
         first = [line.split(b",", 1)[0].strip().strip(b'"').strip() for line in body]
         codes = pd.factorize(pd.Series(first, dtype=object))[0]
@@ -144,34 +148,33 @@ _SPACE_OR_QUOTE = np.zeros(256, dtype=bool)
 _SPACE_OR_QUOTE[list(b' \t\n\r\x0b\x0c"')] = True
 
 
-def _first_field_codes(data: bytes, header: bytes, newline: bytes, n: int) -> np.ndarray | None:
+def _first_field_codes(
+    raw: np.ndarray, ends: np.ndarray, newline: bytes, n: int
+) -> np.ndarray | None:
     """Give equal first fields of the data lines one number each, without a loop over lines.
 
-    Fields are read from the raw bytes and mixed into 64-bit keys; two different fields may (very
-    rarely) share a key, which only makes their lines look repeated, never the reverse. None
-    (the caller splits the lines in Python) when a field is long, or blank-padded or quoted at
-    an end, where the plain bytes differ from the stripped field the caller compares.
+    Fields are read from the raw bytes (`ends`: the positions of every line feed) and mixed into
+    64-bit keys; two different fields may (very rarely) share a key, which only makes their
+    lines look repeated, never the reverse. None (the caller splits the lines in Python) when a
+    field is long, or blank-padded or quoted at an end, where the plain bytes differ from the
+    stripped field the caller compares.
     """
-    raw = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(raw == ord("\n"))
     starts = np.concatenate(([0], ends + 1))[1 : n + 1]  # data lines follow the header
     stops = np.append(ends - (len(newline) - 1), len(raw))[1 : n + 1]  # the last may lack one
-    if len(starts) != n:
+    if n == 0 or len(starts) != n:
         return None
-    commas = np.flatnonzero(raw == ord(","))
-    at = np.searchsorted(commas, starts)
-    first_comma = np.append(commas, len(raw))[at]
-    stop = np.minimum(first_comma, stops)
-    width = stop - starts
-    if n == 0 or width.max() > _ID_WIDTH or width.min() < 1:
+    # The first _ID_WIDTH + 1 bytes of every line (zero-padded past the end of the data).
+    padded = np.concatenate((raw, np.zeros(_ID_WIDTH + 1, dtype=np.uint8)))
+    window = np.lib.stride_tricks.sliding_window_view(padded, _ID_WIDTH + 1)[starts]
+    comma = window == ord(",")
+    first_comma = np.where(comma.any(axis=1), comma.argmax(axis=1), _ID_WIDTH + 1)
+    width = np.minimum(first_comma, stops - starts)
+    if width.max() > _ID_WIDTH or width.min() < 1:
         return None
-    if _SPACE_OR_QUOTE[raw[starts]].any() or _SPACE_OR_QUOTE[raw[stop - 1]].any():
+    if _SPACE_OR_QUOTE[raw[starts]].any() or _SPACE_OR_QUOTE[raw[starts + width - 1]].any():
         return None
-    cells = np.zeros((n, _ID_WIDTH), dtype=np.uint8)
-    offsets = np.arange(_ID_WIDTH)
-    inside = offsets < width[:, None]
-    cells[inside] = raw[(starts[:, None] + offsets)[inside]]
-    words = cells.view("<u8")
+    cells = window[:, :_ID_WIDTH] * (np.arange(_ID_WIDTH) < width[:, None])
+    words = np.ascontiguousarray(cells).view("<u8")
     key = width.astype(np.uint64)
     with np.errstate(over="ignore"):
         for j in range(words.shape[1]):
@@ -180,12 +183,12 @@ def _first_field_codes(data: bytes, header: bytes, newline: bytes, n: int) -> np
     return pd.factorize(key)[0]
 
 
-def _quoted_lines(data: bytes) -> np.ndarray:
-    """Positions of the data lines holding a double quote, found without a loop over lines."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(raw == ord("\n"))
+def _quoted_lines(raw: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Return the data lines holding a double quote, and whether one holds an odd number."""
     quotes = np.flatnonzero(raw == ord('"'))
-    return np.unique(np.searchsorted(ends, quotes)) - 1  # line 0 is the header
+    line = np.searchsorted(ends, quotes)  # line 0 is the header
+    odd = bool((np.bincount(line) % 2).any())
+    return np.unique(line) - 1, odd
 
 
 @dataclass(frozen=True)
@@ -246,16 +249,15 @@ def plan_changes(
         remembered = _isin(lines.digests, refused.index.to_numpy()) & ~hit
         # A repeated id's lines are candidates when refused before for repeating it; their
         # id's other lines must be carried too (below), or all of them are read together.
-        rules_of = refused["rules"].astype(str).str.split(";")
-        for_repeat = refused.index[rules_of.map(lambda r: REPEATED_ID in r).to_numpy(dtype=bool)]
+        rules_of = [str(r).split(";") for r in refused["rules"]]
+        for_repeat = refused.index[np.array([REPEATED_ID in r for r in rules_of], dtype=bool)]
         was_repeat = _isin(lines.digests, for_repeat.to_numpy())
         # Still repeated now (its other lines may be gone: then it is read again).
         repeat_ok = was_repeat & (lines.repeated >= 0) & ~_quoted_ids(lines)
         seen = remembered & ((~lines.forced & ~was_repeat) | repeat_ok)
         at = np.flatnonzero(seen)
         found = refused.reindex(lines.digests[at])
-        dated = found["rules"].astype(str).str.split(";").map(lambda r: DATE_RANGE in r)
-        dated = dated.to_numpy(dtype=bool)
+        dated = np.array([DATE_RANGE in str(r).split(";") for r in found["rules"]], dtype=bool)
         if dated.any():
             still = np.zeros(int(dated.sum()), dtype=bool)
             if still_out_of_range is not None:

@@ -136,7 +136,9 @@ def build_feedback(
         column, severity, fix = PIPELINE_RULES[rule]
         count = sum(1 for r in (extra_refused or {}).values() if r == rule)
         rules.append(RuleLine(rule, column, severity, count, fix))
-    ids = frame["local_child_id"] if frame is not None and "local_child_id" in frame else None
+    ids = None
+    if frame is not None and "local_child_id" in frame:
+        ids = dict(zip(frame.index, frame["local_child_id"], strict=True))  # not Series.get
     rows = tuple(
         RowLine(
             position + 2,

@@ -77,6 +77,8 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("archive_on", sa.String(7), nullable=True),
         # A council's rows, and a change-detected snapshot's departed lines, by digest.
         sa.Index("ix_council_record_council_digest", "council_code", "row_digest"),
+        # Counting a council's council-scoped pseudonyms, every load, without reading its rows.
+        sa.Index("ix_council_record_council_kind", "council_code", "pseudonym_kind"),
         sa.Index("ix_council_record_archive_on", "archive_on"),
     )
     # Sticky shields: which councils have ever shielded a child. Only an explicit, audited
@@ -307,13 +309,19 @@ class IndexStore:
             base = self._newest_children_file(conn, council)
             if base is None:
                 return empty, no_refusals, None
+            found = conn.execute(
+                sa.select(ref.c.row_digest, ref.c.rules, ref.c.child_pseudonym).where(
+                    ref.c.council_code == council
+                )
+            ).fetchall()
+            # Built from columns: a frame of a million Row objects is slow to make.
+            columns = list(zip(*found, strict=True)) if found else [(), (), ()]
             refused = pd.DataFrame(
-                conn.execute(
-                    sa.select(ref.c.row_digest, ref.c.rules, ref.c.child_pseudonym).where(
-                        ref.c.council_code == council
-                    )
-                ).fetchall(),
-                columns=["row_digest", "rules", "child_pseudonym"],
+                {
+                    "row_digest": np.array(columns[0], dtype=np.int64),
+                    "rules": np.array(columns[1], dtype=object),
+                    "child_pseudonym": np.array(columns[2], dtype=object),
+                }
             )
             digests = self._digest_set(conn, council, base)
             if digests is None:
@@ -360,24 +368,62 @@ class IndexStore:
         """Record the council's digests after a load, when they are known and agree."""
         kept = self.t["council_digest_set"]
         council = staged.council_code
-        conn.execute(kept.delete().where(kept.c.council_code == council))
-        if staged.held is None:
+        mine = kept.c.council_code == council
+        digests = None
+        if staged.held is not None:
+            gone = np.zeros(0, dtype=np.int64)
+            if "row_digest" in dropped.columns:
+                gone = dropped["row_digest"].dropna().to_numpy(dtype="int64")
+            held = pd.Index(np.asarray(staged.held, dtype="int64"))
+            digests = np.sort(held[~held.isin(gone)].unique().to_numpy())
+            if len(digests) != self._digest_count(conn, council):
+                digests = None  # some rows were not as planned: the next re-sync reads them
+        if digests is None:
+            conn.execute(kept.delete().where(mine))
             return
-        gone = np.zeros(0, dtype=np.int64)
-        if "row_digest" in dropped.columns:
-            gone = dropped["row_digest"].dropna().to_numpy(dtype="int64")
-        held = pd.Index(np.asarray(staged.held, dtype="int64"))
-        digests = np.sort(held[~held.isin(gone)].unique().to_numpy())
-        if len(digests) != self._digest_count(conn, council):
-            return  # some rows were not as planned: the next re-sync reads them instead
+        blob = digests.astype("<i8").tobytes()
+        before = conn.execute(sa.select(kept.c.digests).where(mine)).scalar()
+        if before is not None and bytes(before) == blob:
+            # The same rows as before (an unchanged re-sync): only the file it matches moves on.
+            conn.execute(kept.update().where(mine).values(sha256=staged.sha256))
+            return
+        conn.execute(kept.delete().where(mine))
         conn.execute(
             kept.insert().values(
-                council_code=council,
-                sha256=staged.sha256,
-                row_count=len(digests),
-                digests=digests.astype("<i8").tobytes(),
+                council_code=council, sha256=staged.sha256, row_count=len(digests), digests=blob
             )
         )
+
+    def delete_council_rows(self, conn: Connection, where) -> int:
+        """Delete the `council_record` rows matching `where`, keeping digest sets true.
+
+        Every delete of council rows outside a council's own load (opt-outs, archiving) goes
+        through here, so each council's `council_digest_set` loses the same digests and stays
+        usable, instead of being read row by row at the council's next re-sync.
+
+        Returns:
+            How many rows were deleted.
+        """
+        rec, kept = self.t["council_record"], self.t["council_digest_set"]
+        found = conn.execute(sa.select(rec.c.council_code, rec.c.row_digest).where(where)).all()
+        deleted = int(conn.execute(rec.delete().where(where)).rowcount or 0)
+        by_council: dict[str, list[int]] = {}
+        for council, digest in found:
+            if digest is not None:
+                by_council.setdefault(council, []).append(int(digest))
+        for council, digests in sorted(by_council.items()):
+            mine = kept.c.council_code == council
+            row = conn.execute(sa.select(kept.c.row_count, kept.c.digests).where(mine)).first()
+            if row is None:
+                continue
+            before = pd.Index(np.frombuffer(bytes(row.digests), dtype="<i8"))
+            after = before[~before.isin(digests)].to_numpy()
+            if len(after) == row.row_count - len(digests):
+                values = {"row_count": len(after), "digests": after.astype("<i8").tobytes()}
+                conn.execute(kept.update().where(mine).values(**values))
+            else:
+                conn.execute(kept.delete().where(mine))
+        return deleted
 
     def council_children(self, council: str, pseudonyms: Sequence[str]) -> pd.DataFrame:
         """Return the council's rows (child_pseudonym, row_digest) of the given children."""
@@ -620,11 +666,7 @@ class IndexStore:
             .delete()
             .where(self.t["child_index"].c.child_pseudonym.in_(optout))
         ).rowcount
-        conn.execute(
-            self.t["council_record"]
-            .delete()
-            .where(self.t["council_record"].c.child_pseudonym.in_(optout))
-        )
+        self.delete_council_rows(conn, self.t["council_record"].c.child_pseudonym.in_(optout))
         return int(removed or 0)
 
     def _load_children(self, conn: Connection, staged: StagedFile) -> LoadOutcome:

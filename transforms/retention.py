@@ -234,7 +234,7 @@ def archive_due(
         store._insert(conn, "archive", records, ignore=True)
         counts["archived"] += len(records)
         counts["council_records_archived"] += int(
-            conn.execute(rec.delete().where(rec.c.child_pseudonym.in_(names))).rowcount or 0
+            store.delete_council_rows(conn, rec.c.child_pseudonym.in_(names))
         )
         counts["shields_removed"] += int(
             conn.execute(shield.delete().where(shield.c.child_pseudonym.in_(names))).rowcount or 0
@@ -252,7 +252,7 @@ def archive_due(
     )
     if kept:
         counts["council_records_expired"] += int(
-            conn.execute(rec.delete().where(rec.c.archive_on <= month)).rowcount or 0
+            store.delete_council_rows(conn, rec.c.archive_on <= month)
         )
         store._recompute(conn, kept)
     names = (
