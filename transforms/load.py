@@ -715,10 +715,14 @@ class IndexStore:
             # before digests were kept have none, and their lines are among the changed ones).
             affected = set(incoming)
             if staged.departed is not None:
+                # Two statements, not one OR: each is a range of the (council, digest) index.
                 gone = rec.c.row_digest.in_(sa.bindparam("digests", expanding=True))
+                if len(staged.departed):
+                    departed = staged.departed.tolist()
+                    affected |= self._delete_where(conn, council, gone, departed)
                 if staged.extract_kind == "snapshot":
-                    gone = sa.or_(gone, rec.c.row_digest.is_(None))
-                affected |= self._delete_where(conn, council, gone, staged.departed.tolist())
+                    no_digest = rec.c.row_digest.is_(None)
+                    affected |= self._delete_where(conn, council, no_digest, [])
             self._delete_records(conn, council, incoming)
             if staged.departed is not None:
                 unchanged = staged.unchanged
@@ -799,7 +803,7 @@ class IndexStore:
         rec = self.t["council_record"]
         gone: set[str] = set()
         for start in range(0, max(len(digests), 1), _CHUNK):
-            params = {"digests": digests[start : start + _CHUNK]}
+            params = {"digests": digests[start : start + _CHUNK]} if digests else {}
             where = sa.and_(rec.c.council_code == council, condition)
             found = conn.execute(sa.select(rec.c.child_pseudonym).where(where), params)
             gone |= set(found.scalars())
