@@ -1039,6 +1039,8 @@ def analyze_texts(
     slow = list(candidates)
     if score_threshold is None and isinstance(nlp_engine, NameListNlpEngine):
         slow = _analyze_fast(analyzer, texts, candidates, has_digit_or_at, named, results)
+    elif score_threshold is not None:
+        slow = _could_match(analyzer, texts, slow, named)
     made = nlp_engine.process_batch([texts[i] for i in slow], language, batch_size=256)
     for i, (text, nlp_artifacts) in zip(slow, made, strict=True):
         if not nlp_artifacts.entities and not has_digit_or_at[i]:
@@ -1050,6 +1052,32 @@ def analyze_texts(
             score_threshold=score_threshold,
         )
     return results
+
+
+def _could_match(
+    analyzer: AnalyzerEngine, texts: Sequence[str], positions: Sequence[int], named: Sequence[bool]
+) -> list[int]:
+    """Keep the positions some recogniser could report on: a possible name, or a screen hit.
+
+    The guard's values (codes, districts, years) mostly match no pattern at all; Presidio's
+    full analysis of each would find nothing. Context only raises the score of a finding, so a
+    text no recogniser matches gives no result at any threshold. A recogniser without a screen
+    runs on every text.
+    """
+    keep = {i for i in positions if named[i]}
+    rest = [i for i in positions if not named[i]]
+    for recognizer in analyzer.registry.recognizers:
+        if not rest:
+            break
+        if isinstance(recognizer, PatternRecognizer):
+            hit = _screened(_screen(recognizer), texts, rest)
+        elif isinstance(recognizer, SpacyRecognizer):
+            continue  # its entities are the name pipeline's: `named` covers every text it tags
+        else:
+            hit = set(rest)
+        keep |= hit
+        rest = [i for i in rest if i not in hit]
+    return sorted(keep)
 
 
 def _screen(recognizer: PatternRecognizer) -> tuple[Callable[[str], object], ...]:
