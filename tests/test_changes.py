@@ -198,14 +198,20 @@ def _shielded(store: IndexStore) -> list[str]:
         return list(conn.execute(sa.select(store.t["shield"].c.child_pseudonym)).scalars())
 
 
-def test_two_waiting_extracts_of_one_council_are_each_read_in_full(
-    tmp_path, index_url, key, policy, population
-):
+def first_extract_loaded(tmp_path, index_url, key, policy, population):
+    """The first council's first extract, loaded: (council, frame, home, store)."""
     council, frame = next(iter(population.items()))
     home = tmp_path / "home"
     store = store_for(index_url, policy, fresh=False)
     drop(home, council, frame, DAY1, 1)
     run(home, key, policy, store)
+    return council, frame, home, store
+
+
+def test_two_waiting_extracts_of_one_council_are_each_read_in_full(
+    tmp_path, index_url, key, policy, population
+):
+    council, frame, home, store = first_extract_loaded(tmp_path, index_url, key, policy, population)
     drop(home, council, changed_day(frame, 5), DAY2, 2)
     drop(home, council, changed_day(frame, 6), DAY3, 3)
     reports = run(home, key, policy, store)
@@ -383,11 +389,7 @@ def test_the_digest_set_follows_opt_outs_and_archiving(
     """Rows taken by an opt-out or by archiving leave the council's digest set too."""
     from transforms.retention import apply_retention
 
-    council, frame = next(iter(population.items()))
-    home = tmp_path / "home"
-    store = store_for(index_url, policy, fresh=False)
-    drop(home, council, frame, DAY1, 1)
-    run(home, key, policy, store)
+    council, frame, home, store = first_extract_loaded(tmp_path, index_url, key, policy, population)
 
     def digest_set_matches_rows() -> bool:
         rec = store.t["council_record"]

@@ -117,9 +117,10 @@ def index_metadata(policy: Policy) -> sa.MetaData:
         sa.Column("sequence", sa.Integer, nullable=False),
     )
     # The keyed digests of each council's rows as one sorted array, so a re-sync reads a blob
-    # instead of a row a child. Trusted only while it matches: `sha256` is the council's newest
-    # loaded children file and `row_count` its rows with a digest (anything else that takes
-    # rows, an opt-out or an archive, changes the count, and the rows are read instead).
+    # instead of a row a child. Opt-outs and archiving take their rows' digests out of it
+    # (`IndexStore.delete_council_rows`). Trusted only while it matches: `sha256` is the
+    # council's newest loaded children file and `row_count` its rows with a digest; otherwise
+    # the rows are read instead.
     sa.Table(
         "council_digest_set",
         md,
