@@ -421,3 +421,29 @@ def test_the_digest_set_follows_opt_outs_and_archiving(
     # Twenty years on, everyone is archived.
     apply_retention(store, pd.Timestamp("2046-01-01").date())
     assert digest_set_matches_rows()
+
+
+def test_the_rules_fingerprint_is_the_same_in_every_process(policy):
+    """Each DAG task is its own process: a fingerprint that moved would match no digest."""
+    import os
+    import subprocess
+    import sys
+
+    from transforms.changes import verdict_fingerprint
+
+    code = (
+        "from transforms.policy import load_policy\n"
+        "from transforms.changes import verdict_fingerprint\n"
+        "print(verdict_fingerprint(load_policy()).hex())\n"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert seen == {verdict_fingerprint(policy).hex()}
