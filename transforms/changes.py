@@ -18,6 +18,7 @@ earlier state).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -47,6 +48,14 @@ def verdict_fingerprint(policy: object) -> bytes:
     and the same index row. That holds only while these do too: a changed rule, threshold or
     coarsening must reach every line, not only the lines that changed.
     """
+    h = hashlib.sha256(_rule_files_digest())
+    h.update(repr(policy).encode())
+    return h.digest()
+
+
+@functools.cache
+def _rule_files_digest() -> bytes:
+    """Hash the packaged rule files once a process (they do not change while it runs)."""
     from importlib import resources
 
     h = hashlib.sha256()
@@ -56,7 +65,6 @@ def verdict_fingerprint(policy: object) -> bytes:
     ):
         for name in names:
             h.update(resources.files(package).joinpath(name).read_bytes())
-    h.update(repr(policy).encode())
     return h.digest()
 
 
@@ -72,6 +80,7 @@ class Lines:
     # The lines whose local child id (first field) another line repeats: an id number per
     # line, the same for lines sharing an id, -1 for a line whose id is its own.
     repeated: np.ndarray
+    quoted_id: np.ndarray  # bool: the first field is quoted (the cheap id split may be wrong)
 
     def __len__(self) -> int:
         return len(self.body)
@@ -138,9 +147,10 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
         codes = pd.factorize(pd.Series(first, dtype=object))[0]
     counts = np.bincount(codes)
     repeated = np.where(counts[codes] > 1, codes, -1).astype(np.int64)
-    forced = repeated >= 0
-    forced[[i for i in quoted if body[i].startswith(b'"')]] = True
-    return Lines(header, body, newline, digests, forced, repeated)
+    quoted_id = np.zeros(len(body), dtype=bool)
+    quoted_id[[i for i in quoted if body[i].startswith(b'"')]] = True
+    forced = (repeated >= 0) | quoted_id
+    return Lines(header, body, newline, digests, forced, repeated, quoted_id)
 
 
 _ID_WIDTH = 32  # local child ids up to this many bytes are compared without a loop
@@ -253,7 +263,7 @@ def plan_changes(
         for_repeat = refused.index[np.array([REPEATED_ID in r for r in rules_of], dtype=bool)]
         was_repeat = _isin(lines.digests, for_repeat.to_numpy())
         # Still repeated now (its other lines may be gone: then it is read again).
-        repeat_ok = was_repeat & (lines.repeated >= 0) & ~_quoted_ids(lines)
+        repeat_ok = was_repeat & (lines.repeated >= 0) & ~lines.quoted_id
         seen = remembered & ((~lines.forced & ~was_repeat) | repeat_ok)
         at = np.flatnonzero(seen)
         found = refused.reindex(lines.digests[at])
@@ -282,13 +292,6 @@ def plan_changes(
 def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """values[i] in pool, by hash table (np.isin sorts both: slower at a million digests)."""
     return pd.Index(values).isin(pool)
-
-
-def _quoted_ids(lines: Lines) -> np.ndarray:
-    """Lines whose first field is quoted (the cheap id split may be wrong for them)."""
-    out = np.zeros(len(lines), dtype=bool)
-    out[[i for i in np.flatnonzero(lines.forced) if lines.body[i].startswith(b'"')]] = True
-    return out
 
 
 def subset_bytes(lines: Lines, positions: np.ndarray) -> bytes:

@@ -716,27 +716,21 @@ class IndexStore:
             # before digests were kept have none, and their lines are among the changed ones).
             affected = set(incoming)
             if staged.departed is not None:
-                # Two statements, not one OR: each is a range of the (council, digest) index.
-                gone = rec.c.row_digest.in_(sa.bindparam("digests", expanding=True))
-                if len(staged.departed):
-                    departed = staged.departed.tolist()
-                    affected |= self._delete_where(conn, council, gone, departed)
+                # Separate statements, not one OR: each is a range of the (council, digest)
+                # index.
+                departed = staged.departed.tolist()
+                for start in range(0, len(departed), _CHUNK):
+                    chunk = departed[start : start + _CHUNK]
+                    affected |= self._delete_where(conn, council, rec.c.row_digest.in_(chunk))
                 if staged.extract_kind == "snapshot":
-                    no_digest = rec.c.row_digest.is_(None)
-                    affected |= self._delete_where(conn, council, no_digest, [])
+                    affected |= self._delete_where(conn, council, rec.c.row_digest.is_(None))
             self._delete_records(conn, council, incoming)
             if staged.departed is not None:
                 unchanged = staged.unchanged
                 if staged.extract_kind == "snapshot":
-                    # Exact even when an opt-out or an archive took rows since the plan.
-                    unchanged = int(
-                        conn.execute(
-                            sa.select(sa.func.count())
-                            .select_from(rec)
-                            .where(rec.c.council_code == council)
-                        ).scalar()
-                        or 0
-                    )
+                    # What is left now has a digest, and is exact even when an opt-out or an
+                    # archive took rows since the plan.
+                    unchanged = self._digest_count(conn, council)
         # The responsible council of a child held elsewhere too may change with this file's date.
         affected |= self._crossed_children(conn, council, staged.created_at)
         self._set_feed(conn, staged)
@@ -793,22 +787,12 @@ class IndexStore:
                 )
             )
 
-    def _delete_where(
-        self, conn: Connection, council: str, condition, digests: list[int]
-    ) -> set[str]:
-        """Delete the council's rows matching `condition` (bound to digests in chunks).
-
-        Returns:
-            The children whose rows were deleted.
-        """
+    def _delete_where(self, conn: Connection, council: str, condition) -> set[str]:
+        """Delete the council's rows matching `condition`; return their children."""
         rec = self.t["council_record"]
-        gone: set[str] = set()
-        for start in range(0, max(len(digests), 1), _CHUNK):
-            params = {"digests": digests[start : start + _CHUNK]} if digests else {}
-            where = sa.and_(rec.c.council_code == council, condition)
-            found = conn.execute(sa.select(rec.c.child_pseudonym).where(where), params)
-            gone |= set(found.scalars())
-            conn.execute(rec.delete().where(where), params)
+        where = sa.and_(rec.c.council_code == council, condition)
+        gone = set(conn.execute(sa.select(rec.c.child_pseudonym).where(where)).scalars())
+        conn.execute(rec.delete().where(where))
         return gone
 
     def _crossed_children(self, conn: Connection, council: str, created_at: str) -> set[str]:
@@ -1096,12 +1080,8 @@ class IndexStore:
         if "archive_on" in rows.columns:
             months = rows["archive_on"].astype("string")
             drop |= (months.notna() & (months <= staged.created_at[:7])).astype(bool)
-        arc = self.t["archive"]
         pseudonyms = rows["child_pseudonym"].dropna().astype(str).unique().tolist()
-        archived: set[str] = set()
-        for start in range(0, len(pseudonyms), _CHUNK):
-            chunk = pseudonyms[start : start + _CHUNK]
-            archived |= self._pseudonyms(conn, "archive", arc.c.child_pseudonym.in_(chunk))
+        archived = self._which(conn, "archive", pseudonyms)
         drop |= rows["child_pseudonym"].isin(archived)
         if not drop.any():
             return staged, 0

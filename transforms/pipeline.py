@@ -550,8 +550,6 @@ def _stage(
         refused_path = out / f"{stem}.refused.parquet"
         remembered.to_parquet(refused_path, index=False)
         report.refused_path = str(refused_path)
-    if plan is None:
-        departed = None
     if departed is not None or held is not None:
         parts = [
             pd.DataFrame({"row_digest": np.asarray(d, dtype="int64"), "held": flag})
