@@ -7,7 +7,8 @@ Run with `make bench` (or `python -m bench.resync --children N`). A population i
 - 1% changed: the same, with 1% of the lines edited (a service code added).
 
 Each re-sync is timed with the whole pipeline (`sync_drop_zone`: verify, find the changed lines,
-validate and pseudonymise them, load) and compared with the DuckDB I/O floor, DuckDB reading the
+validate and pseudonymise them, load), processing files in as many worker processes as
+`registry-sync run` uses (one per core), and compared with the DuckDB I/O floor, DuckDB reading the
 same files and writing them as Parquet, measured in the same run just before. Output holds
 counts, seconds and ratios only, never a value from the population.
 """
@@ -26,7 +27,7 @@ from synthetic_data.population import PopulationConfig
 from synthetic_data.writer import write_population
 from transforms.contract import MANIFEST_SUFFIX, SCHEMA_VERSION, Manifest, extract_file_name
 from transforms.load import IndexStore
-from transforms.pipeline import SyncPaths, sync_drop_zone
+from transforms.pipeline import SyncPaths, default_workers, sync_drop_zone
 from transforms.policy import load_policy
 from transforms.pseudonymise import PseudonymKey
 
@@ -93,15 +94,17 @@ def run(children: int, councils: int, workdir: Path) -> dict:
     store = IndexStore.from_url(f"sqlite:///{workdir / 'index.sqlite'}", policy)
     key = PseudonymKey(secrets.token_bytes(32))  # a throwaway key for this run only
     rng = np.random.default_rng(7)
+    workers = default_workers()  # files processed at once, as `registry-sync run` does
 
     floor = io_floor(paths.landing, workdir / "floor0")
     started = time.perf_counter()
-    sync_drop_zone(paths, key, policy, store, run_id="full")
+    sync_drop_zone(paths, key, policy, store, run_id="full", workers=workers)
     full = time.perf_counter() - started
     figures: dict = {
         "machine": machine(),
         "children_requested": children,
         "councils": councils,
+        "workers": workers,
         "full_sync_seconds": round(full, 2),
         "full_sync_floor_seconds": round(floor, 2),
         "full_sync_to_floor_ratio": round(full / floor, 1),
@@ -112,7 +115,7 @@ def run(children: int, councils: int, workdir: Path) -> dict:
         lines = next_snapshots(paths.processed, paths.landing, sequence, share, rng)
         floor = io_floor(paths.landing, workdir / f"floor{sequence}")
         started = time.perf_counter()
-        reports = sync_drop_zone(paths, key, policy, store, run_id=label)
+        reports = sync_drop_zone(paths, key, policy, store, run_id=label, workers=workers)
         seconds = time.perf_counter() - started
         children_reports = [r for r in reports if r.file_kind == "children"]
         figures.update(

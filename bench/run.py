@@ -23,7 +23,7 @@ import duckdb
 from synthetic_data.population import PopulationConfig
 from synthetic_data.writer import write_population
 from transforms.load import IndexStore
-from transforms.pipeline import SyncPaths, sync_drop_zone
+from transforms.pipeline import SyncPaths, default_workers, sync_drop_zone
 from transforms.policy import load_policy
 from transforms.pseudonymise import PseudonymKey
 
@@ -64,8 +64,9 @@ def run(children: int, councils: int, workdir: Path) -> dict:
     policy = load_policy()
     store = IndexStore.from_url(f"sqlite:///{workdir / 'index.sqlite'}", policy)
     key = PseudonymKey(secrets.token_bytes(32))  # a throwaway key for this run only
+    workers = default_workers()  # as `registry-sync run` does
     started = time.perf_counter()
-    reports = sync_drop_zone(SyncPaths(home), key, policy, store, run_id="bench")
+    reports = sync_drop_zone(SyncPaths(home), key, policy, store, run_id="bench", workers=workers)
     pipeline_seconds = time.perf_counter() - started
     rows = sum(r.counts["received"] for r in reports if r.file_kind == "children")
     loaded = sum(r.counts["loaded"] for r in reports)
@@ -73,6 +74,7 @@ def run(children: int, councils: int, workdir: Path) -> dict:
         "machine": machine(),
         "children_requested": children,
         "councils": councils,
+        "workers": workers,
         "rows_received": rows,
         "rows_loaded": loaded,
         "synth_seconds": round(synth_seconds, 2),

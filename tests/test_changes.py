@@ -216,6 +216,7 @@ def test_two_waiting_extracts_of_one_council_are_each_read_in_full(
     drop(home, council, changed_day(frame, 6), DAY3, 3)
     reports = run(home, key, policy, store)
     assert [r.status for r in reports.values()] == ["loaded", "loaded"]
+    assert [r.counts["unchanged"] for r in reports.values()] == [0, 0]
     after = comparable(store)
     store.engine.dispose()
     full_home = tmp_path / "full"
@@ -223,6 +224,42 @@ def test_two_waiting_extracts_of_one_council_are_each_read_in_full(
     full = store_for(index_url, policy, fresh=True)
     run(full_home, key, policy, full)
     assert after == comparable(full)
+
+
+def test_worker_processes_give_the_reports_and_index_of_one_process(
+    tmp_path, index_url, key, policy, population
+):
+    """`registry-sync run` processes files in forked workers: nothing may differ but the time."""
+
+    def two_days(home: Path, store: IndexStore, n: int) -> list[tuple]:
+        seen = []
+        for day, seq, change in ((DAY1, 1, None), (DAY2, 2, 5)):
+            for council, frame in population.items():
+                drop(
+                    home, council, frame if change is None else changed_day(frame, change), day, seq
+                )
+            if seq == 2:
+                # A later extract waits beside one council's second: each is read in full.
+                council, frame = next(iter(population.items()))
+                drop(home, council, changed_day(frame, 7), DAY3, 3)
+                # And another council's file is broken (its checksum no longer matches).
+                last = sorted((home / "landing").glob("*/children_*.csv"))[-1]
+                last.write_bytes(last.read_bytes() + b"\n")
+            for r in sync_drop_zone(SyncPaths(home), key, policy, store, workers=n):
+                seen.append((r.folder, r.file_name, r.status, r.reason, r.counts, r.rules))
+        return seen
+
+    serial_store = store_for(index_url, policy, fresh=True)
+    serial = two_days(tmp_path / "serial", serial_store, 1)
+    expected = comparable(serial_store)
+    serial_store.engine.dispose()
+    forked_store = store_for(index_url, policy, fresh=True)
+    forked = two_days(tmp_path / "forked", forked_store, 2)
+    assert forked == serial
+    assert comparable(forked_store) == expected
+    forked_store.engine.dispose()
+    assert [s[2] for s in serial].count("refused") == 1
+    assert {s[2] for s in serial} == {"loaded", "refused"}
 
 
 def test_a_plan_made_against_an_older_state_is_deferred_and_read_again(

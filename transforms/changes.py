@@ -259,15 +259,14 @@ def plan_changes(
         remembered = _isin(lines.digests, refused.index.to_numpy()) & ~hit
         # A repeated id's lines are candidates when refused before for repeating it; their
         # id's other lines must be carried too (below), or all of them are read together.
-        rules_of = [str(r).split(";") for r in refused["rules"]]
-        for_repeat = refused.index[np.array([REPEATED_ID in r for r in rules_of], dtype=bool)]
+        for_repeat = refused.index[_breaks(refused["rules"], REPEATED_ID)]
         was_repeat = _isin(lines.digests, for_repeat.to_numpy())
         # Still repeated now (its other lines may be gone: then it is read again).
         repeat_ok = was_repeat & (lines.repeated >= 0) & ~lines.quoted_id
         seen = remembered & ((~lines.forced & ~was_repeat) | repeat_ok)
         at = np.flatnonzero(seen)
         found = refused.reindex(lines.digests[at])
-        dated = np.array([DATE_RANGE in str(r).split(";") for r in found["rules"]], dtype=bool)
+        dated = _breaks(found["rules"], DATE_RANGE)
         if dated.any():
             still = np.zeros(int(dated.sum()), dtype=bool)
             if still_out_of_range is not None:
@@ -287,6 +286,12 @@ def plan_changes(
     if snapshot:
         departed = pd.unique(previous[~_isin(previous, lines.digests[unchanged])])
     return ChangePlan(np.flatnonzero(~hit), unchanged, departed, again, whose, base_sha256)
+
+
+def _breaks(rules: pd.Series, rule: str) -> np.ndarray:
+    """Which lines' rules (names joined by ';') include `rule`; each distinct string split once."""
+    codes, names = pd.factorize(rules.astype(str), use_na_sentinel=False)
+    return np.array([rule in str(n).split(";") for n in names], dtype=bool)[codes]
 
 
 def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:

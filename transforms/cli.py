@@ -73,14 +73,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Sync the whole drop zone into the index and print the per-council table."""
     from transforms.keys import key_from_environment
     from transforms.load import IndexStore
-    from transforms.pipeline import SyncPaths, format_summary, sync_drop_zone
+    from transforms.pipeline import SyncPaths, default_workers, format_summary, sync_drop_zone
     from transforms.policy import load_policy
 
     home = _home(args)
     key = key_from_environment()
     policy = load_policy()
     store = IndexStore.from_url(index_url_for(home, args.index_url), policy)
-    reports = sync_drop_zone(SyncPaths(home), key, policy, store)
+    workers = args.workers or default_workers()
+    reports = sync_drop_zone(SyncPaths(home), key, policy, store, workers=workers)
     print(format_summary(reports))
     return 0
 
@@ -329,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="sync the drop zone into the index without Airflow")
     run.add_argument("--index-url", help="SQLAlchemy URL of the index")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="files processed at once, in forked processes (default: one per core, at most 4)",
+    )
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="print the latest run's per-council table")

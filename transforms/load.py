@@ -855,10 +855,14 @@ class IndexStore:
         columns = ["row_digest", "rules", "child_pseudonym"]
         lines = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
         lines = lines.drop_duplicates("row_digest").reindex(columns=columns)
+        # Plain lists first: iterating pandas' Arrow-backed columns value by value is slow.
         wanted = {
-            (int(d), str(r), None if pd.isna(p) else str(p))
+            (int(d), str(r), None if p is None or p != p else str(p))
             for d, r, p in zip(
-                lines["row_digest"], lines["rules"], lines["child_pseudonym"], strict=True
+                lines["row_digest"].tolist(),
+                lines["rules"].tolist(),
+                lines["child_pseudonym"].astype(object).tolist(),
+                strict=True,
             )
         }
         if staged.extract_kind == "snapshot":

@@ -11,7 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing as mp
+import os
 import shutil
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -252,8 +257,20 @@ def _set_aside_rows(
             for (position, rules), span in zip(refused.items(), spans, strict=True)
         ],
     }
-    (dest / "reason.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    (dest / "reason.json").write_text(_json_rows_per_line(record, "rows"), "utf-8")
     return dest
+
+
+def _json_rows_per_line(record: dict, rows: str) -> str:
+    """Format `record` as indented JSON, its `rows` list one compact object a line.
+
+    `json.dumps(indent=...)` takes the pure-Python encoder: for the tens of thousands of refused
+    rows of a large extract that is most of the time a set-aside takes.
+    """
+    head = json.dumps({k: v for k, v in record.items() if k != rows}, indent=2)
+    items = ",\n    ".join(json.dumps(item) for item in record[rows])
+    body = f'"{rows}": [\n    {items}\n  ]' if items else f'"{rows}": []'
+    return head[:-2] + ",\n  " + body + "\n}\n"
 
 
 def _read_rows(
@@ -433,7 +450,8 @@ def process_extract(
             report.counts["unchanged"] -= len(again)
             # Those lines' rows leave the index with the rest of the refused lines.
             departed = np.union1d(departed, rows["row_digest"].to_numpy(dtype="int64"))
-            kept = np.setdiff1d(kept, again)
+            if len(again):
+                kept = kept[~np.isin(kept, again)]
         if dup.any():
             report.counts["rejected"] += int(dup.sum())
             report.rules["duplicate_child_in_file"] = int(dup.sum()) + len(duplicates)
@@ -662,13 +680,23 @@ def sync_drop_zone(
     policy: Policy,
     store: IndexStore,
     run_id: str | None = None,
+    workers: int = 1,
 ) -> list[FileReport]:
-    """Run the whole pipeline over the drop zone without Airflow (CLI, benchmarks, tests)."""
+    """Run the whole pipeline over the drop zone without Airflow (CLI, benchmarks, tests).
+
+    Files are processed in load order (opt-outs first, then each council's files by sequence)
+    and each is loaded as soon as it and every file before it are processed. With `workers` > 1
+    the files are processed by that many forked worker processes, as the DAG's mapped tasks
+    are, while this process loads; loads stay one at a time, in the same order, so the reports
+    and the index are those of `workers=1`. A council with several children extracts waiting
+    has each read in full, as in the DAG, where every file is read before any is loaded.
+    """
     run_id = run_id or "cli_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    refs = discover_extracts(paths.landing)
-    reports = [process_extract(paths, ref, key, policy, run_id, store, False) for ref in refs]
+    refs = sorted(discover_extracts(paths.landing), key=lambda r: _ref_order(paths.landing, r))
+    reports: list[FileReport] = []
+    for report in _processed(paths, refs, key, policy, run_id, store, workers):
+        reports += load_staged(paths, [report], store)
     render_data_docs(paths, reports)
-    reports = load_staged(paths, reports, store)
     for _attempt in range(3):
         # A file read against a state another file of its council then changed: read it again.
         again = [r for r in reports if r.status == "deferred"]
@@ -689,6 +717,83 @@ def sync_drop_zone(
         reports = [r for r in reports if r.status != "deferred"] + redo
     write_run_summary(paths, run_id, reports)
     return reports
+
+
+def default_workers() -> int:
+    """How many files the CLI processes at once: one per core, at most four."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _ref_order(landing: Path, ref: ExtractRef) -> tuple:
+    """`_load_order` before the file is read: the sequence from its manifest, when readable.
+
+    A manifest that cannot be read sorts its file last; processing refuses it with the reason.
+    """
+    try:
+        manifest = json.loads((landing / ref.folder / ref.manifest_name).read_bytes())
+        sequence = int(manifest["sequence"])
+    except (OSError, ValueError, TypeError, KeyError):
+        sequence = None
+    return (
+        not ref.file_name.startswith("optout"),
+        ref.folder,
+        sequence is None,
+        sequence or 0,
+        ref.file_name,
+    )
+
+
+# What a forked worker process works with: set in the parent just before the pool forks, so
+# the key, the policy and the index's engine are inherited, never pickled or sent.
+_WORKER: tuple | None = None
+
+
+def _processed(
+    paths: SyncPaths,
+    refs: list[ExtractRef],
+    key: PseudonymKey,
+    policy: Policy,
+    run_id: str,
+    store: IndexStore,
+    workers: int,
+) -> Iterator[FileReport]:
+    """Yield the files' reports in `refs` order, processed here or by forked workers."""
+    children = Counter(r.folder for r in refs if not r.file_name.startswith("optout"))
+    compare = [children[r.folder] == 1 for r in refs]  # else each is compared with the same state
+    if workers <= 1 or len(refs) <= 1 or "fork" not in mp.get_all_start_methods():
+        for ref, compared in zip(refs, compare, strict=True):
+            yield process_extract(
+                paths, ref, key, policy, run_id, store if compared else None, False
+            )
+        return
+    global _WORKER
+    _WORKER = (paths, key, policy, run_id, store)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(refs)),
+            mp_context=mp.get_context("fork"),
+            initializer=_start_worker,
+        ) as pool:
+            futures = [
+                pool.submit(_process_in_worker, ref, compared)
+                for ref, compared in zip(refs, compare, strict=True)
+            ]
+            for future in futures:
+                yield future.result()
+    finally:
+        _WORKER = None
+
+
+def _start_worker() -> None:
+    # The parent's pooled database connections must not be used across a fork.
+    assert _WORKER is not None
+    _WORKER[4].engine.dispose(close=False)
+
+
+def _process_in_worker(ref: ExtractRef, compared: bool) -> FileReport:
+    assert _WORKER is not None
+    paths, key, policy, run_id, store = _WORKER
+    return process_extract(paths, ref, key, policy, run_id, store if compared else None, False)
 
 
 def render_data_docs(paths: SyncPaths, reports: list[FileReport]) -> None:
@@ -767,6 +872,7 @@ __all__ = [
     "KEY_COLUMNS",
     "FileReport",
     "SyncPaths",
+    "default_workers",
     "format_summary",
     "load_staged",
     "process_extract",
