@@ -382,7 +382,7 @@ def test_first_field_numbering_without_a_loop_agrees_with_splitting_lines(key, n
     ids[-2] = ids[0]
     body = [i + (b",x,y" if n % 7 else b"") for n, i in enumerate(ids)]
     data = newline.join([b"local_child_id,a,b", *body]) + (newline if trailing else b"")
-    codes = _first_field_codes(*_raw(data), newline, len(body))
+    codes = _first_field_codes(*_raw(data, newline))
     expected = pd.factorize(pd.Series(ids, dtype=object))[0]
     assert codes is not None
     assert len(set(zip(codes, expected, strict=True))) == len(set(expected)) == len(set(codes))
@@ -391,17 +391,32 @@ def test_first_field_numbering_without_a_loop_agrees_with_splitting_lines(key, n
     assert lines.forced.tolist() == (np.bincount(expected)[expected] > 1).tolist()
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"local_child_id,a\r\nA1,x\nA2,y\r\n",  # a bare line feed in a CRLF file
+        b"local_child_id,a\nA1,x\rA2,y\n",  # a carriage return in an LF file
+        b'local_child_id,a\nA1,"x\ny"\nA2,y\n',  # a quoted field holds a line break
+    ],
+)
+def test_lines_that_are_not_records_leave_the_file_to_a_full_read(key, data):
+    assert split_lines(data, key) is None
+
+
 @pytest.mark.parametrize("first", [b' "A1"', b"A1 ", b'"A1"', b"A" * 40, b""])
 def test_first_fields_the_raw_bytes_cannot_settle_are_left_to_the_line_split(first):
     from transforms.changes import _first_field_codes
 
     data = b"\n".join([b"local_child_id,a", first + b",x", b"B1,y"]) + b"\n"
-    assert _first_field_codes(*_raw(data), b"\n", 2) is None
+    assert _first_field_codes(*_raw(data, b"\n")) is None
 
 
-def _raw(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    raw = np.frombuffer(data, dtype=np.uint8)
-    return raw, np.flatnonzero(raw == ord("\n"))
+def _raw(data: bytes, newline: bytes) -> tuple[bytes, list[bytes], int, int]:
+    """`_first_field_codes`'s arguments for the data lines of `data`."""
+    header, *body = data.split(newline)
+    if body and body[-1] == b"":
+        body.pop()
+    return data, body, len(header) + len(newline), len(newline)
 
 
 def test_a_changed_rule_book_or_policy_reads_every_line_again(key, policy):

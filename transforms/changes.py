@@ -23,6 +23,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,8 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
     newline = b"\r\n" if b"\r\n" in data[:65536] else b"\n"
     if newline == b"\n" and b"\r" in data:
         return None  # mixed or old Mac line endings: the full read says what is wrong
+    if newline == b"\r\n" and data.count(b"\n") != data.count(b"\r\n"):
+        return None  # a bare line feed in a CRLF file: the CSV reader would end a record there
     lines = data.split(newline)
     if lines and lines[-1] == b"":
         lines.pop()
@@ -124,12 +127,10 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
     header, body = lines[0], lines[1:]
     if b'"' in header:
         return None
-    raw = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(raw == ord("\n"))
-    quoted = np.zeros(0, dtype=np.int64)
+    quotes = np.zeros(len(body), dtype=np.int64)
     if b'"' in data:
-        quoted, odd = _quoted_lines(raw, ends)
-        if odd:
+        quotes = np.fromiter(map(bytes.count, body, repeat(b'"')), np.int64, len(body))
+        if (quotes % 2).any():
             return None  # a quoted field holds a line break: lines are not records
     # One keyed BLAKE2b state, copied per line: the key block is hashed once, not per line.
     keyed = hashlib.blake2b(key=digest_key(key, rules), digest_size=8)
@@ -141,14 +142,15 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
     digests = np.frombuffer(bytes(out), dtype="<i8").copy()
     # The local child id comes first; a quoted one may hide a comma, so such lines are read
     # again, and the cheap split can only make more lines look repeated, never fewer.
-    codes = _first_field_codes(raw, ends, newline, len(body))
+    quoted_id = np.zeros(len(body), dtype=bool)
+    if quotes.any():
+        quoted_id[quotes > 0] = [body[i][:1] == b'"' for i in np.flatnonzero(quotes)]
+    codes = _first_field_codes(data, body, len(header) + len(newline), len(newline))
     if codes is None:
         first = [line.split(b",", 1)[0].strip().strip(b'"').strip() for line in body]
         codes = pd.factorize(pd.Series(first, dtype=object))[0]
     counts = np.bincount(codes)
     repeated = np.where(counts[codes] > 1, codes, -1).astype(np.int64)
-    quoted_id = np.zeros(len(body), dtype=bool)
-    quoted_id[[i for i in quoted if body[i].startswith(b'"')]] = True
     forced = (repeated >= 0) | quoted_id
     return Lines(header, body, newline, digests, forced, repeated, quoted_id)
 
@@ -158,32 +160,34 @@ _SPACE_OR_QUOTE = np.zeros(256, dtype=bool)
 _SPACE_OR_QUOTE[list(b' \t\n\r\x0b\x0c"')] = True
 
 
-def _first_field_codes(
-    raw: np.ndarray, ends: np.ndarray, newline: bytes, n: int
-) -> np.ndarray | None:
-    """Give equal first fields of the data lines one number each, without a loop over lines.
+def _first_field_codes(data: bytes, body: list[bytes], offset: int, gap: int) -> np.ndarray | None:
+    """Give equal first fields of the data lines one number each, without a loop in Python.
 
-    Fields are read from the raw bytes (`ends`: the positions of every line feed) and mixed into
-    64-bit keys; two different fields may (very rarely) share a key, which only makes their
-    lines look repeated, never the reverse. None (the caller splits the lines in Python) when a
-    field is long, or blank-padded or quoted at an end, where the plain bytes differ from the
+    `body` holds the data lines as split from `data`, the first at byte `offset`, each followed
+    by a line ending of `gap` bytes. Fields are read from the raw bytes and mixed into 64-bit
+    keys; two different fields may (very rarely) share a key, which only makes their lines look
+    repeated, never the reverse. None (the caller splits the lines in Python) when a field is
+    long or empty, or blank-padded or quoted at an end, where the plain bytes differ from the
     stripped field the caller compares.
     """
-    starts = np.concatenate(([0], ends + 1))[1 : n + 1]  # data lines follow the header
-    stops = np.append(ends - (len(newline) - 1), len(raw))[1 : n + 1]  # the last may lack one
-    if n == 0 or len(starts) != n:
+    n = len(body)
+    if n == 0:
         return None
-    # The first _ID_WIDTH + 1 bytes of every line (zero-padded past the end of the data).
-    padded = np.concatenate((raw, np.zeros(_ID_WIDTH + 1, dtype=np.uint8)))
-    window = np.lib.stride_tricks.sliding_window_view(padded, _ID_WIDTH + 1)[starts]
-    comma = window == ord(",")
-    first_comma = np.where(comma.any(axis=1), comma.argmax(axis=1), _ID_WIDTH + 1)
-    width = np.minimum(first_comma, stops - starts)
+    lengths = np.fromiter(map(len, body), np.int64, n)
+    starts = offset + np.concatenate(([0], np.cumsum(lengths + gap)[:-1]))
+    commas = np.fromiter(map(bytes.find, body, repeat(b",")), np.int64, n)
+    width = np.where(commas < 0, lengths, commas)  # a line without a comma is all first field
     if width.max() > _ID_WIDTH or width.min() < 1:
         return None
+    raw = np.frombuffer(data, dtype=np.uint8)
     if _SPACE_OR_QUOTE[raw[starts]].any() or _SPACE_OR_QUOTE[raw[starts + width - 1]].any():
         return None
-    cells = window[:, :_ID_WIDTH] * (np.arange(_ID_WIDTH) < width[:, None])
+    # The first `span` bytes of every line, zero-padded past the end of the data, then the
+    # bytes past each line's field zeroed.
+    span = -(-int(width.max()) // 8) * 8
+    padded = np.concatenate((raw, np.zeros(span, dtype=np.uint8)))
+    window = np.lib.stride_tricks.sliding_window_view(padded, span)[starts]
+    cells = np.where(np.arange(span) < width[:, None], window, np.uint8(0))
     words = np.ascontiguousarray(cells).view("<u8")
     key = width.astype(np.uint64)
     with np.errstate(over="ignore"):
@@ -191,14 +195,6 @@ def _first_field_codes(
             key = (key ^ words[:, j]) * np.uint64(0x9E3779B97F4A7C15)
             key ^= key >> np.uint64(29)
     return pd.factorize(key)[0]
-
-
-def _quoted_lines(raw: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Return the data lines holding a double quote, and whether one holds an odd number."""
-    quotes = np.flatnonzero(raw == ord('"'))
-    line = np.searchsorted(ends, quotes)  # line 0 is the header
-    odd = bool((np.bincount(line) % 2).any())
-    return np.unique(line) - 1, odd
 
 
 @dataclass(frozen=True)

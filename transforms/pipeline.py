@@ -577,7 +577,8 @@ def _stage(
         frame = pd.concat(parts, ignore_index=True)
         frame["key_version"] = key.version
         path = out / f"{stem}.digests.parquet"
-        frame.to_parquet(path, index=False)
+        # A million random 64-bit digests neither compress nor gain from statistics.
+        frame.to_parquet(path, index=False, use_dictionary=["key_version"], write_statistics=False)
         report.digests_path = str(path)
         report.change_base = plan.base_sha256 if plan is not None else None
     report.status, report.staged_path = "staged", str(target)
@@ -694,9 +695,10 @@ def sync_drop_zone(
     run_id = run_id or "cli_" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     refs = sorted(discover_extracts(paths.landing), key=lambda r: _ref_order(paths.landing, r))
     reports: list[FileReport] = []
+    # The run's Data Docs pages are rendered once every file is processed (by a worker, while
+    # this process loads the last files).
     for report in _processed(paths, refs, key, policy, run_id, store, workers):
         reports += load_staged(paths, [report], store)
-    render_data_docs(paths, reports)
     for _attempt in range(3):
         # A file read against a state another file of its council then changed: read it again.
         again = [r for r in reports if r.status == "deferred"]
@@ -757,14 +759,21 @@ def _processed(
     store: IndexStore,
     workers: int,
 ) -> Iterator[FileReport]:
-    """Yield the files' reports in `refs` order, processed here or by forked workers."""
+    """Yield the files' reports in `refs` order, processed here or by forked workers.
+
+    Then render the run's Data Docs pages: here once the caller has taken every report, or by
+    a worker as soon as every file is processed.
+    """
     children = Counter(r.folder for r in refs if not r.file_name.startswith("optout"))
     compare = [children[r.folder] == 1 for r in refs]  # else each is compared with the same state
     if workers <= 1 or len(refs) <= 1 or "fork" not in mp.get_all_start_methods():
+        reports = []
         for ref, compared in zip(refs, compare, strict=True):
-            yield process_extract(
-                paths, ref, key, policy, run_id, store if compared else None, False
+            reports.append(
+                process_extract(paths, ref, key, policy, run_id, store if compared else None, False)
             )
+            yield reports[-1]
+        render_data_docs(paths, reports)
         return
     global _WORKER
     _WORKER = (paths, key, policy, run_id, store)
@@ -778,8 +787,14 @@ def _processed(
                 pool.submit(_process_in_worker, ref, compared)
                 for ref, compared in zip(refs, compare, strict=True)
             ]
+            docs = None
             for future in futures:
-                yield future.result()
+                report = future.result()
+                if docs is None and all(f.done() for f in futures):
+                    docs = pool.submit(render_data_docs, paths, [f.result() for f in futures])
+                yield report
+            if docs is not None:
+                docs.result()
     finally:
         _WORKER = None
 
