@@ -538,3 +538,19 @@ def test_dag_run_archives_as_of_the_logical_date_and_returns_counts_only(
     airflow_db = (tmp_path / "airflow-home" / "airflow.db").read_bytes()
     assert p1.encode() not in airflow_db and b"archived" in airflow_db
     shutil.rmtree(tmp_path / "airflow-home", ignore_errors=True)
+
+
+def test_the_postgres_scrub_waits_for_snapshots_older_than_the_purge(postgres_url, policy):
+    """VACUUM FULL keeps rows an older snapshot can see: the scrub waits for it, or says so."""
+    from transforms.retention import scrub_free_space
+
+    store = IndexStore.from_url(postgres_url, policy)
+    reader = sa.create_engine(postgres_url)
+    with reader.connect() as conn:
+        conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        conn.exec_driver_sql("SELECT 1").scalar()  # takes the snapshot, locks no table
+        assert scrub_free_space(store, wait_seconds=0.3) is False
+        conn.exec_driver_sql("COMMIT")
+    assert scrub_free_space(store, wait_seconds=5) is True
+    reader.dispose()
+    store.engine.dispose()

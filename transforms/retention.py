@@ -31,9 +31,11 @@ out by the same month rule, since nothing of them is left to match against.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -41,6 +43,8 @@ import sqlalchemy as sa
 
 if TYPE_CHECKING:  # load imports minimise, which imports this module
     from transforms.load import IndexStore
+
+log = logging.getLogger(__name__)
 
 ARCHIVE_AGE = 18
 CARE_LEAVER_ARCHIVE_AGE = 25
@@ -66,6 +70,8 @@ class RetentionOutcome:
     purged: int = 0
     purged_rows: int = 0  # rows deleted from every table for purged children, archive included
     access_log_blanked: int = 0
+    # False when a purge's rows may still sit in PostgreSQL's files (see scrub_free_space).
+    free_space_scrubbed: bool = True
 
     def to_dict(self) -> dict:
         """Return the counts as a plain dict (for XCom and the CLI)."""
@@ -147,7 +153,7 @@ def apply_retention(store: IndexStore, today: dt.date) -> RetentionOutcome:
             },
         )
     if outcome.purged:
-        scrub_free_space(store)
+        outcome = replace(outcome, free_space_scrubbed=scrub_free_space(store))
     return outcome
 
 
@@ -305,7 +311,7 @@ def _purge_due(store: IndexStore, conn: sa.Connection, month: str) -> dict[str, 
     return {"purged": len(due), "purged_rows": rows, "access_log_blanked": blanked}
 
 
-def scrub_free_space(store: IndexStore) -> None:
+def scrub_free_space(store: IndexStore, wait_seconds: float = 300.0) -> bool:
     """Leave no deleted row readable in the database's files (run after a purge commits).
 
     Earlier loads deleted rows without scrubbing (a snapshot replaces a council's rows), so
@@ -314,18 +320,55 @@ def scrub_free_space(store: IndexStore) -> None:
     PostgreSQL: a plain VACUUM leaves dead tuples' bytes in heap and index pages (only marked
     reusable), so each table is rewritten with VACUUM FULL, which takes an exclusive lock on it
     for the rewrite: look-ups and loads wait, once a month at most (purge months come monthly).
+    VACUUM FULL keeps a deleted row that a snapshot older than its deletion could still see,
+    so it first waits (up to `wait_seconds`) for every such snapshot in the database to end.
     What the server keeps outside its tables (WAL segments until recycled, WAL archives,
     backups) follows their own retention.
+
+    Returns:
+        False when an older snapshot outlived the wait: the purged rows may still sit in the
+        tables' files until the next purge's scrub (logged).
     """
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("VACUUM")
             if conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal":
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        else:
-            preparer = conn.dialect.identifier_preparer
-            for name in PURGED_TABLES:
-                conn.exec_driver_sql(f"VACUUM (FULL) {preparer.quote(name)}")
+            return True
+        clear = _older_snapshots_ended(conn, wait_seconds)
+        if not clear:
+            log.warning(
+                "retention: another session held a snapshot from before the purge for over "
+                "%s s; VACUUM FULL may keep the purged rows' old versions until the next purge",
+                wait_seconds,
+            )
+        preparer = conn.dialect.identifier_preparer
+        for name in PURGED_TABLES:
+            conn.exec_driver_sql(f"VACUUM (FULL) {preparer.quote(name)}")
+        return clear
+
+
+def _older_snapshots_ended(conn: sa.Connection, wait_seconds: float) -> bool:
+    """Wait until no other session of this database has a snapshot older than now.
+
+    `now` is a fresh transaction id taken after the purge committed; a session whose oldest
+    snapshot (`backend_xmin`) or own transaction (`backend_xid`, which holds VACUUM's horizon
+    back even between statements) precedes it may still see the purged rows. Ages are
+    compared, not raw ids, so wraparound does not matter.
+    """
+    mark = conn.execute(sa.text("SELECT mod(txid_current(), 4294967296)")).scalar()
+    older = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND ("
+        "age(backend_xmin) >= age(CAST(CAST(:mark AS text) AS xid)) OR "
+        "age(backend_xid) >= age(CAST(CAST(:mark AS text) AS xid)))"
+    )
+    deadline = time.monotonic() + wait_seconds
+    while conn.execute(older, {"mark": mark}).scalar():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 __all__ = [
