@@ -182,13 +182,19 @@ def _first_field_codes(data: bytes, body: list[bytes], offset: int, gap: int) ->
     raw = np.frombuffer(data, dtype=np.uint8)
     if _SPACE_OR_QUOTE[raw[starts]].any() or _SPACE_OR_QUOTE[raw[starts + width - 1]].any():
         return None
-    # The first `span` bytes of every line, zero-padded past the end of the data, then the
-    # bytes past each line's field zeroed.
+    # The first `span` bytes of every line (the last lines' copied, as the data may end first;
+    # the data itself is not copied), then the bytes past each line's field zeroed.
     span = -(-int(width.max()) // 8) * 8
-    padded = np.concatenate((raw, np.zeros(span, dtype=np.uint8)))
-    window = np.lib.stride_tricks.sliding_window_view(padded, span)[starts]
-    cells = np.where(np.arange(span) < width[:, None], window, np.uint8(0))
-    words = np.ascontiguousarray(cells).view("<u8")
+    cells = np.zeros((n, span), dtype=np.uint8)
+    inside = starts <= len(raw) - span
+    if inside.any():
+        window = np.lib.stride_tricks.sliding_window_view(raw, span)
+        cells[inside] = window[starts[inside]]
+    for i in np.flatnonzero(~inside):
+        tail = raw[starts[i] : starts[i] + span]
+        cells[i, : len(tail)] = tail
+    cells[np.arange(span) >= width[:, None]] = 0
+    words = cells.view("<u8")
     key = width.astype(np.uint64)
     with np.errstate(over="ignore"):
         for j in range(words.shape[1]):
@@ -242,8 +248,10 @@ def plan_changes(
         The plan: changed, unchanged and refused-again positions, and the departed digests.
     """
     previous = np.asarray(previous, dtype="int64")
-    # Two rows with one digest: neither is matched, both are redone.
-    known = previous[~pd.Index(previous).duplicated(keep=False)]
+    # Two rows with one digest: neither is matched, both are redone. (A stored digest set is
+    # sorted and unique: that is checked in one pass.)
+    unique = bool((np.diff(previous) > 0).all())
+    known = previous if unique else previous[~pd.Index(previous).duplicated(keep=False)]
     hit = _isin(lines.digests, known) & ~lines.forced
     unchanged = np.flatnonzero(hit)
     if refused is None or refused.empty:

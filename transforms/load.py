@@ -310,12 +310,7 @@ class IndexStore:
             base = self._newest_children_file(conn, council)
             if base is None:
                 return empty, no_refusals, None
-            found = conn.execute(
-                sa.select(ref.c.row_digest, ref.c.rules, ref.c.child_pseudonym).where(
-                    ref.c.council_code == council
-                )
-            ).fetchall()
-            # Built from columns: a frame of a million Row objects is slow to make.
+            found = _refused_rows(conn, ref, council)
             columns = list(zip(*found, strict=True)) if found else [(), (), ()]
             refused = pd.DataFrame(
                 {
@@ -365,8 +360,13 @@ class IndexStore:
         digests = np.frombuffer(bytes(found.digests), dtype="<i8")
         return digests if len(digests) == found.row_count else None
 
-    def _keep_digest_set(self, conn: Connection, staged: StagedFile, dropped: pd.DataFrame) -> None:
-        """Record the council's digests after a load, when they are known and agree."""
+    def _keep_digest_set(
+        self, conn: Connection, staged: StagedFile, dropped: pd.DataFrame, count: int | None = None
+    ) -> None:
+        """Record the council's digests after a load, when they are known and agree.
+
+        `count`: how many of the council's rows have a digest, when the caller knows.
+        """
         kept = self.t["council_digest_set"]
         council = staged.council_code
         mine = kept.c.council_code == council
@@ -377,7 +377,9 @@ class IndexStore:
                 gone = dropped["row_digest"].dropna().to_numpy(dtype="int64")
             held = pd.Index(np.asarray(staged.held, dtype="int64"))
             digests = np.sort(held[~held.isin(gone)].unique().to_numpy())
-            if len(digests) != self._digest_count(conn, council):
+            if count is None:
+                count = self._digest_count(conn, council)
+            if len(digests) != count:
                 digests = None  # some rows were not as planned: the next re-sync reads them
         if digests is None:
             conn.execute(kept.delete().where(mine))
@@ -742,7 +744,11 @@ class IndexStore:
             dropped = arrived.loc[~arrived["child_pseudonym"].isin(set(rows["child_pseudonym"]))]
         else:
             dropped = arrived.iloc[0:0]
-        self._keep_digest_set(conn, staged, dropped)
+        held = None  # the council's rows with a digest now: counted above, plus those inserted
+        if staged.departed is not None and staged.extract_kind == "snapshot":
+            inserted = records["row_digest"].notna().sum() if "row_digest" in records else 0
+            held = unchanged + int(inserted)
+        self._keep_digest_set(conn, staged, dropped, held)
         # A new shield also strips what other councils contributed for that child.
         if new_shields:
             drop = {f.name: None for f in self.policy.fields if f.shielded == "drop"}
@@ -866,14 +872,7 @@ class IndexStore:
             )
         }
         if staged.extract_kind == "snapshot":
-            have = {
-                (int(d), str(r), p)
-                for d, r, p in conn.execute(
-                    sa.select(ref.c.row_digest, ref.c.rules, ref.c.child_pseudonym).where(
-                        ref.c.council_code == council
-                    )
-                )
-            }
+            have = set(_refused_rows(conn, ref, council))
             stale = sorted({d for d, _r, _p in have - wanted})
             for start in range(0, len(stale), _CHUNK):
                 conn.execute(
@@ -1150,6 +1149,24 @@ def _staged_versions(staged: StagedFile) -> set[str]:
     if "key_version" in staged.rows.columns:
         versions |= set(staged.rows["key_version"].dropna().astype(str))
     return versions
+
+
+def _refused_rows(conn: Connection, ref: sa.Table, council: str) -> list[tuple]:
+    """Return a council's remembered refused lines as (row_digest, rules, child_pseudonym).
+
+    Read through the plain DB-API cursor: SQLAlchemy Row objects are slow to make by the
+    10,000, and both drivers give int, str and None as they are.
+    """
+    cursor = conn.connection.driver_connection.cursor()
+    marker = "?" if conn.dialect.name == "sqlite" else "%s"
+    cursor.execute(
+        f"SELECT {ref.c.row_digest.name}, {ref.c.rules.name}, {ref.c.child_pseudonym.name} "
+        f"FROM {ref.name} WHERE {ref.c.council_code.name} = {marker}",
+        (council,),
+    )
+    found = cursor.fetchall()
+    cursor.close()
+    return [tuple(row) for row in found]
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -591,6 +591,11 @@ def _load_order(report: FileReport) -> tuple:
     return (report.file_kind != "optout", report.folder, report.sequence, report.file_name)
 
 
+def _read_staged(path: str) -> pd.DataFrame:
+    # One thread: the files are small, and the cores are busy with the workers' files.
+    return pd.read_parquet(path, use_threads=False)
+
+
 def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) -> list[FileReport]:
     """Load every staged file into the index, each in its own transaction, then archive it.
 
@@ -605,11 +610,11 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) 
     for report in sorted(reports, key=_load_order):
         if report.status != "staged" or report.staged_path is None:
             continue
-        rows = pd.read_parquet(report.staged_path)
+        rows = _read_staged(report.staged_path)
         council = NATIONAL_FOLDER if report.folder == NATIONAL_FOLDER else report.folder
         departed, held, key_version = None, None, None
         if report.digests_path is not None:
-            digests = pd.read_parquet(report.digests_path)
+            digests = _read_staged(report.digests_path)
             flag = digests["held"].to_numpy(dtype=bool)
             if report.change_base is not None:
                 departed = digests["row_digest"].to_numpy(dtype="int64")[~flag]
@@ -618,7 +623,7 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) 
                 held = digests["row_digest"].to_numpy(dtype="int64")[flag]
         refused_lines = None
         if report.refused_path is not None:
-            refused_lines = pd.read_parquet(report.refused_path)
+            refused_lines = _read_staged(report.refused_path)
         staged_file = StagedFile(
             council,
             report.file_name,
