@@ -499,3 +499,26 @@ def test_the_rules_fingerprint_is_the_same_in_every_process(policy):
         for seed in ("1", "2", "3")
     }
     assert seen == {verdict_fingerprint(policy).hex()}
+
+
+class _Unpicklable(Exception):
+    def __init__(self) -> None:  # unpickling calls it with the message: a TypeError
+        super().__init__("the kind of error some libraries raise")
+
+
+def test_an_error_in_a_worker_comes_back_as_its_type_and_message(
+    tmp_path, key, policy, population, monkeypatch
+):
+    import transforms.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        raise _Unpicklable()
+
+    home = tmp_path / "home"
+    for council, frame in population.items():
+        drop(home, council, frame, DAY1, 1)
+    store = IndexStore.from_url(f"sqlite:///{tmp_path / 'index.sqlite'}", policy)
+    monkeypatch.setattr(pipeline, "process_extract", broken)
+    with pytest.raises(pipeline.WorkerError, match="_Unpicklable: the kind of error"):
+        sync_drop_zone(SyncPaths(home), key, policy, store, workers=2)
+    store.engine.dispose()

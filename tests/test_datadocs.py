@@ -139,3 +139,19 @@ def test_when_results_pile_up_then_the_site_shows_the_newest_and_all_stay_stored
     assert pages == [f"{name}.html" for name in names]
     index = (site / "index.html").read_text("utf-8")
     assert all(name in index for name in names)
+
+
+def test_a_process_that_validated_nothing_can_build_the_site(built, tmp_path):
+    """`registry-sync run`'s worker, a DAG task or the CLI may build Data Docs in a new process."""
+    import shutil
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    shutil.copytree(built[0] / "gx" / "results", home / "gx" / "results")
+    code = "import sys, pathlib; from transforms.datadocs import build_data_docs as b; b(pathlib.Path(sys.argv[1]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(home)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (home / "gx" / "data_docs" / "index.html").is_file()

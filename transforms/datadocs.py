@@ -157,6 +157,7 @@ def build_data_docs(
     Raises:
         DataDocsError: GX did not write the index or the extract's page.
     """
+    import great_expectations as gx
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.data_context import EphemeralDataContext
     from great_expectations.data_context.types.base import (
@@ -189,7 +190,10 @@ def build_data_docs(
                 }
             },
         )
-        context = EphemeralDataContext(project_config=config)
+        # Through gx.get_context, which makes it GX's current project: suites and results
+        # look that up, and a process that has not validated anything yet has none.
+        context = gx.get_context(project_config=config, mode="ephemeral")
+        assert isinstance(context, EphemeralDataContext)
         for suite_name, rules in load_rules().items():
             context.suites.add(load_suite(suite_name, rules))
         store = context.validation_results_store

@@ -15,10 +15,11 @@ import multiprocessing as mp
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -796,7 +797,8 @@ def _processed(
             for future in futures:
                 report = future.result()
                 if docs is None and all(f.done() for f in futures):
-                    docs = pool.submit(render_data_docs, paths, [f.result() for f in futures])
+                    reports = [f.result() for f in futures]
+                    docs = pool.submit(_in_worker, render_data_docs, paths, reports)
                 yield report
             if docs is not None:
                 docs.result()
@@ -813,7 +815,24 @@ def _start_worker() -> None:
 def _process_in_worker(ref: ExtractRef, compared: bool) -> FileReport:
     assert _WORKER is not None
     paths, key, policy, run_id, store = _WORKER
-    return process_extract(paths, ref, key, policy, run_id, store if compared else None, False)
+    return _in_worker(
+        process_extract, paths, ref, key, policy, run_id, store if compared else None, False
+    )
+
+
+class WorkerError(RuntimeError):
+    """An error raised in a worker process, as its type name and message.
+
+    The original cannot always cross back (some libraries' exceptions do not unpickle, which
+    would break the whole pool); messages here are written to hold no value from an extract.
+    """
+
+
+def _in_worker(function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as exc:
+        raise WorkerError(f"{type(exc).__name__}: {exc}") from None
 
 
 def render_data_docs(paths: SyncPaths, reports: list[FileReport]) -> None:
