@@ -781,6 +781,7 @@ def _processed(
             yield reports[-1]
         render_data_docs(paths, reports)
         return
+    _preload()
     global _WORKER
     _WORKER = (paths, key, policy, run_id, store)
     try:
@@ -804,6 +805,20 @@ def _processed(
                 docs.result()
     finally:
         _WORKER = None
+
+
+def _preload() -> None:
+    """Import GX and build the PII analyzer here, once, before workers fork.
+
+    Each worker would otherwise pay for them (GX's import alone takes seconds) the first time
+    it validates or scans a changed line, and again at every run; forked, they share this
+    process's. A run with no line to validate pays for them too, where one process would not.
+    """
+    import great_expectations  # noqa: F401
+
+    from transforms.pii import build_analyzer
+
+    build_analyzer()
 
 
 def _start_worker() -> None:
