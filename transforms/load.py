@@ -310,7 +310,7 @@ class IndexStore:
             base = self._newest_children_file(conn, council)
             if base is None:
                 return empty, no_refusals, None
-            found = _refused_rows(conn, ref, council)
+            found = _council_rows(conn, ref, council, _REFUSED_COLUMNS)
             columns = list(zip(*found, strict=True)) if found else [(), (), ()]
             refused = pd.DataFrame(
                 {
@@ -320,17 +320,10 @@ class IndexStore:
                 }
             )
             digests = self._digest_set(conn, council, base)
-            if digests is None:
-                raw = conn.connection.driver_connection  # plain DB-API: 1M rows in about 1 s
-                cursor = raw.cursor()
-                marker = "?" if conn.dialect.name == "sqlite" else "%s"
-                cursor.execute(
-                    f"SELECT {rec.c.row_digest.name} FROM {rec.name} "
-                    f"WHERE council_code = {marker} AND row_digest IS NOT NULL",
-                    (council,),
+            if digests is None:  # 1M rows in about 1 s
+                rows = _council_rows(
+                    conn, rec, council, ["row_digest"], "AND row_digest IS NOT NULL"
                 )
-                rows = cursor.fetchall()
-                cursor.close()
                 digests = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=len(rows))
         return digests, refused, base
 
@@ -872,7 +865,7 @@ class IndexStore:
             )
         }
         if staged.extract_kind == "snapshot":
-            have = set(_refused_rows(conn, ref, council))
+            have = set(_council_rows(conn, ref, council, _REFUSED_COLUMNS))
             stale = sorted({d for d, _r, _p in have - wanted})
             for start in range(0, len(stale), _CHUNK):
                 conn.execute(
@@ -1151,22 +1144,27 @@ def _staged_versions(staged: StagedFile) -> set[str]:
     return versions
 
 
-def _refused_rows(conn: Connection, ref: sa.Table, council: str) -> list[tuple]:
-    """Return a council's remembered refused lines as (row_digest, rules, child_pseudonym).
+def _council_rows(
+    conn: Connection, table: sa.Table, council: str, columns: list[str], where: str = ""
+) -> list[tuple]:
+    """Return `columns` of a council's rows of `table` as plain tuples (`where`: more SQL).
 
-    Read through the plain DB-API cursor: SQLAlchemy Row objects are slow to make by the
-    10,000, and both drivers give int, str and None as they are.
+    Read through the DB-API cursor: SQLAlchemy Row objects are slow to make by the 10,000 (a
+    re-sync reads a council's refused lines, and without a digest set, its million digests),
+    and both drivers give int, str and None as they are.
     """
     cursor = conn.connection.driver_connection.cursor()
     marker = "?" if conn.dialect.name == "sqlite" else "%s"
+    names = ", ".join(table.c[c].name for c in columns)
     cursor.execute(
-        f"SELECT {ref.c.row_digest.name}, {ref.c.rules.name}, {ref.c.child_pseudonym.name} "
-        f"FROM {ref.name} WHERE {ref.c.council_code.name} = {marker}",
-        (council,),
+        f"SELECT {names} FROM {table.name} WHERE council_code = {marker} {where}", (council,)
     )
     found = cursor.fetchall()
     cursor.close()
     return [tuple(row) for row in found]
+
+
+_REFUSED_COLUMNS = ["row_digest", "rules", "child_pseudonym"]
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
