@@ -446,24 +446,32 @@ class IndexStore:
         ).scalar()
 
     def _insert(
-        self, conn: Connection, table: str, records: list[dict], ignore: bool = False
+        self,
+        conn: Connection,
+        table: str,
+        records: list[dict],
+        ignore: bool = False,
+        replace: bool = False,
     ) -> None:
+        """Insert `records`; on a primary-key clash keep the row (`ignore`) or replace it."""
         tbl = self.t[table]
-        for start in range(0, len(records), _CHUNK):
-            chunk = records[start : start + _CHUNK]
-            if ignore:
-                dialect = conn.dialect.name
-                if dialect == "postgresql":
-                    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                    stmt = pg_insert(tbl).on_conflict_do_nothing()
-                else:
-                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-                    stmt = sqlite_insert(tbl).on_conflict_do_nothing()
-                conn.execute(stmt, chunk)
+        stmt = tbl.insert()
+        if ignore or replace:
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
             else:
-                conn.execute(tbl.insert(), chunk)
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            stmt = dialect_insert(tbl)
+            if ignore:
+                stmt = stmt.on_conflict_do_nothing()
+            else:
+                key = [c.name for c in tbl.primary_key.columns]
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=key,
+                    set_={c.name: stmt.excluded[c.name] for c in tbl.c if c.name not in key},
+                )
+        for start in range(0, len(records), _CHUNK):
+            conn.execute(stmt, records[start : start + _CHUNK])
 
     def _pseudonyms(self, conn: Connection, table: str, where=None) -> set[str]:
         col = self.t[table].c.child_pseudonym
@@ -709,6 +717,9 @@ class IndexStore:
             # A delta, or a change-detected snapshot: only the changed children are rewritten;
             # a snapshot also lets go of the rows whose lines are gone (by digest; rows loaded
             # before digests were kept have none, and their lines are among the changed ones).
+            # The incoming children's rows are replaced in place below (an upsert: the indexes
+            # whose columns do not change are left alone), so only rows whose child is not in
+            # the file are deleted here.
             affected = set(incoming)
             if staged.departed is not None:
                 # Separate statements, not one OR: each is a range of the (council, digest)
@@ -716,31 +727,32 @@ class IndexStore:
                 departed = staged.departed.tolist()
                 for start in range(0, len(departed), _CHUNK):
                     chunk = departed[start : start + _CHUNK]
-                    affected |= self._delete_where(conn, council, rec.c.row_digest.in_(chunk))
+                    gone = self._children_where(conn, council, rec.c.row_digest.in_(chunk))
+                    self._delete_records(conn, council, gone - incoming)
+                    affected |= gone
                 if staged.extract_kind == "snapshot":
                     affected |= self._delete_where(conn, council, rec.c.row_digest.is_(None))
-            self._delete_records(conn, council, incoming)
-            if staged.departed is not None:
-                unchanged = staged.unchanged
-                if staged.extract_kind == "snapshot":
-                    # What is left now has a digest, and is exact even when an opt-out or an
-                    # archive took rows since the plan.
-                    unchanged = self._digest_count(conn, council)
         # The responsible council of a child held elsewhere too may change with this file's date.
         affected |= self._crossed_children(conn, council, staged.created_at)
         self._set_feed(conn, staged)
         self._set_refused_lines(conn, staged, pd.concat([suppressed, retired]))
         records = rows.assign(extract_created_at=staged.created_at)
-        self._insert(conn, "council_record", _records(records))
+        replace = staged.extract_kind != "snapshot" or staged.departed is not None
+        self._insert(conn, "council_record", _records(records), replace=replace)
         # Rows that arrived but were not kept (opted out, archived): not held after all.
         if "row_digest" in arrived.columns:
             dropped = arrived.loc[~arrived["child_pseudonym"].isin(set(rows["child_pseudonym"]))]
         else:
             dropped = arrived.iloc[0:0]
-        held = None  # the council's rows with a digest now: counted above, plus those inserted
-        if staged.departed is not None and staged.extract_kind == "snapshot":
-            inserted = records["row_digest"].notna().sum() if "row_digest" in records else 0
-            held = unchanged + int(inserted)
+        held = None  # the council's rows with a digest now
+        if staged.departed is not None:
+            unchanged = staged.unchanged
+            if staged.extract_kind == "snapshot":
+                # Every row has a digest now; those not written by this file are unchanged,
+                # exact even when an opt-out or an archive took rows since the plan.
+                held = self._digest_count(conn, council)
+                written = records["row_digest"].notna().sum() if "row_digest" in records else 0
+                unchanged = held - int(written)
         self._keep_digest_set(conn, staged, dropped, held)
         # A new shield also strips what other councils contributed for that child.
         if new_shields:
@@ -789,10 +801,14 @@ class IndexStore:
     def _delete_where(self, conn: Connection, council: str, condition) -> set[str]:
         """Delete the council's rows matching `condition`; return their children."""
         rec = self.t["council_record"]
-        where = sa.and_(rec.c.council_code == council, condition)
-        gone = set(conn.execute(sa.select(rec.c.child_pseudonym).where(where)).scalars())
-        conn.execute(rec.delete().where(where))
+        gone = self._children_where(conn, council, condition)
+        conn.execute(rec.delete().where(rec.c.council_code == council, condition))
         return gone
+
+    def _children_where(self, conn: Connection, council: str, condition) -> set[str]:
+        rec = self.t["council_record"]
+        where = sa.and_(rec.c.council_code == council, condition)
+        return set(conn.execute(sa.select(rec.c.child_pseudonym).where(where)).scalars())
 
     def _crossed_children(self, conn: Connection, council: str, created_at: str) -> set[str]:
         """Children whose responsible council may change when `council`'s feed moves to a date.
