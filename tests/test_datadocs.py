@@ -149,7 +149,10 @@ def test_a_process_that_validated_nothing_can_build_the_site(built, tmp_path):
 
     home = tmp_path / "home"
     shutil.copytree(built[0] / "gx" / "results", home / "gx" / "results")
-    code = "import sys, pathlib; from transforms.datadocs import build_data_docs as b; b(pathlib.Path(sys.argv[1]))"
+    code = (
+        "import sys, pathlib; from transforms.datadocs import build_data_docs as b; "
+        "b(pathlib.Path(sys.argv[1]))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code, str(home)], capture_output=True, text=True, timeout=300
     )
