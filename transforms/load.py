@@ -709,7 +709,9 @@ class IndexStore:
 
         incoming = set(rows["child_pseudonym"])
         unchanged = 0
-        if staged.extract_kind == "snapshot" and staged.departed is None:
+        # A snapshot read in full replaces every row of the council; anything else only some.
+        whole = staged.extract_kind == "snapshot" and staged.departed is None
+        if whole:
             before = self._pseudonyms(conn, "council_record", rec.c.council_code == council)
             conn.execute(rec.delete().where(rec.c.council_code == council))
             affected = before | incoming
@@ -737,8 +739,7 @@ class IndexStore:
         self._set_feed(conn, staged)
         self._set_refused_lines(conn, staged, pd.concat([suppressed, retired]))
         records = rows.assign(extract_created_at=staged.created_at)
-        replace = staged.extract_kind != "snapshot" or staged.departed is not None
-        self._insert(conn, "council_record", _records(records), replace=replace)
+        self._insert(conn, "council_record", _records(records), replace=not whole)
         # Rows that arrived but were not kept (opted out, archived): not held after all.
         if "row_digest" in arrived.columns:
             dropped = arrived.loc[~arrived["child_pseudonym"].isin(set(rows["child_pseudonym"]))]
