@@ -28,6 +28,19 @@ INDEX_TABLES = ("child_index", "council_record", "shield", "optout", "archive")
 AUDIT_TABLES = ("file_ledger", "audit_event", "access_log")
 KEY_STATE_ID = 1  # the one row of `key_state`
 _CHUNK = 5000
+# SQLite's page cache per connection, in KiB (its default is 2 MiB). A load's rows land at
+# random places in million-row tables and their indexes; with a small cache the same pages are
+# read again and again from the operating system.
+SQLITE_CACHE_KIB = 256 * 1024
+# Columns an upsert never rewrites: a pseudonym's kind is fixed by the pseudonym itself, so
+# rewriting it would only churn the index that counts a council's council-scoped pseudonyms.
+_FIXED_ON_CONFLICT = frozenset({"pseudonym_kind"})
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    cursor.close()
 
 
 def _field_type(coarsen: str, source: str) -> sa.types.TypeEngine:
@@ -259,6 +272,10 @@ class IndexStore:
     def __init__(self, engine: Engine, policy: Policy):
         self.engine = engine
         self.policy = policy
+        if engine.dialect.name == "sqlite" and not sa.event.contains(
+            engine, "connect", _sqlite_pragmas
+        ):
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
         self.metadata = index_metadata(policy)
         self.t = self.metadata.tables
 
@@ -466,9 +483,10 @@ class IndexStore:
                 stmt = stmt.on_conflict_do_nothing()
             else:
                 key = [c.name for c in tbl.primary_key.columns]
+                kept = {*key, *_FIXED_ON_CONFLICT}
                 stmt = stmt.on_conflict_do_update(
                     index_elements=key,
-                    set_={c.name: stmt.excluded[c.name] for c in tbl.c if c.name not in key},
+                    set_={c.name: stmt.excluded[c.name] for c in tbl.c if c.name not in kept},
                 )
         for start in range(0, len(records), _CHUNK):
             conn.execute(stmt, records[start : start + _CHUNK])
@@ -480,12 +498,22 @@ class IndexStore:
 
     def _which(self, conn: Connection, table: str, pseudonyms: Iterable[str]) -> set[str]:
         """Return those of `pseudonyms` that `table` holds (asked in chunks, not read whole)."""
-        col = self.t[table].c.child_pseudonym
         chosen = sorted(pseudonyms)
         found: set[str] = set()
+        if not chosen:
+            return found
+        # A plain DB-API cursor: SQLAlchemy renders each of thousands of IN values on every call.
+        cursor = conn.connection.driver_connection.cursor()
+        marker = "?" if conn.dialect.name == "sqlite" else "%s"
         for start in range(0, len(chosen), _CHUNK):
             part = chosen[start : start + _CHUNK]
-            found |= set(conn.execute(sa.select(col).where(col.in_(part))).scalars())
+            cursor.execute(
+                f"SELECT child_pseudonym FROM {self.t[table].name} "
+                f"WHERE child_pseudonym IN ({', '.join([marker] * len(part))})",
+                part,
+            )
+            found.update(row[0] for row in cursor.fetchall())
+        cursor.close()
         return found
 
     def already_loaded(self, sha256: str) -> bool:
@@ -922,11 +950,20 @@ class IndexStore:
         affected = sorted(affected)
         fields = list(self.policy.field_names)
         removed = 0
+        columns = [
+            "child_pseudonym",
+            "pseudonym_kind",
+            "key_version",
+            "responsible_council",
+            "shielded",
+            *fields,
+        ]
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
         for start in range(0, len(affected), _CHUNK):
             chunk = affected[start : start + _CHUNK]
-            present = sa.select(idx.c.child_pseudonym).where(idx.c.child_pseudonym.in_(chunk))
-            before = set(conn.execute(present).scalars())
-            conn.execute(idx.delete().where(idx.c.child_pseudonym.in_(chunk)))
             ranked = (
                 sa.select(
                     rec,
@@ -955,21 +992,21 @@ class IndexStore:
                 ranked.c.council_code,
                 sa.or_(ranked.c.shielded, shielded_any),
                 *[ranked.c[f] for f in fields],
-            ).where(ranked.c.rn == 1)
+            ).where(ranked.c.rn == 1)  # (SQLite needs a WHERE before an upsert's ON CONFLICT)
+            # Rows are rewritten in place (an upsert), not deleted and inserted again: a
+            # re-sync changes a few thousand children of millions.
+            upsert = dialect_insert(idx).from_select(columns, select)
             conn.execute(
-                idx.insert().from_select(
-                    [
-                        "child_pseudonym",
-                        "pseudonym_kind",
-                        "key_version",
-                        "responsible_council",
-                        "shielded",
-                        *fields,
-                    ],
-                    select,
+                upsert.on_conflict_do_update(
+                    index_elements=["child_pseudonym"],
+                    set_={c: upsert.excluded[c] for c in columns if c != "child_pseudonym"},
                 )
             )
-            removed += len(before - set(conn.execute(present).scalars()))
+            # Children no council holds any more leave the index.
+            held = sa.exists().where(rec.c.child_pseudonym == idx.c.child_pseudonym)
+            removed += conn.execute(
+                idx.delete().where(idx.c.child_pseudonym.in_(chunk), ~held)
+            ).rowcount
         return removed
 
     def withdraw_optout(self, pseudonym: str, scope: str) -> int:
