@@ -226,3 +226,25 @@ def test_deltas_apply_only_in_sequence(index_url, policy):
     assert index["sex"].tolist() == ["F", "M", "M"]
     late = store.load(staged(child_rows(policy, ["p3"], A), A, "d3", extract_kind="delta", seq=3))
     assert late.status == "loaded"  # the missing delta arrived: the later one now applies
+
+
+def test_a_delta_replaces_every_value_of_a_changed_child_including_the_archive_month(
+    index_url, policy
+):
+    # A delta's rows are upserted, and the archive month is set apart (only where it differs):
+    # a corrected birth date must still move the month, and the other columns still change.
+    store = IndexStore.from_url(index_url, policy)
+    rows = child_rows(policy, ["p1", "p2"], A).assign(archive_on="2033-05")
+    store.load(staged(rows, A, "a1", seq=1))
+    changed = child_rows(policy, ["p1", "p2"], A, year_of_birth=2016, sex="M")
+    changed["archive_on"] = ["2034-02", "2033-05"]
+    assert store.load(staged(changed, A, "d2", extract_kind="delta", seq=2)).status == "loaded"
+    rec = store.t["council_record"]
+    with store.engine.connect() as conn:
+        held = conn.execute(
+            sa.select(rec.c.child_pseudonym, rec.c.archive_on, rec.c.year_of_birth, rec.c.sex)
+            .order_by(rec.c.child_pseudonym)
+        ).all()
+    assert [tuple(r) for r in held] == [("p1", "2034-02", 2016, "M"), ("p2", "2033-05", 2016, "M")]
+    index = store.index_frame().set_index("child_pseudonym")
+    assert index["year_of_birth"].tolist() == [2016, 2016]

@@ -32,9 +32,12 @@ _CHUNK = 5000
 # random places in million-row tables and their indexes; with a small cache the same pages are
 # read again and again from the operating system.
 SQLITE_CACHE_KIB = 256 * 1024
-# Columns an upsert never rewrites: a pseudonym's kind is fixed by the pseudonym itself, so
-# rewriting it would only churn the index that counts a council's council-scoped pseudonyms.
+# Columns an upsert leaves alone, so their indexes are not rewritten for every replaced row: a
+# pseudonym's kind is fixed by the pseudonym itself (the index counting a council's
+# council-scoped pseudonyms), and a child's archive month changes only when a birth date is
+# corrected (the retention index): it is updated afterwards, where it differs.
 _FIXED_ON_CONFLICT = frozenset({"pseudonym_kind"})
+_RARELY_CHANGED = ("archive_on",)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -483,13 +486,35 @@ class IndexStore:
                 stmt = stmt.on_conflict_do_nothing()
             else:
                 key = [c.name for c in tbl.primary_key.columns]
-                kept = {*key, *_FIXED_ON_CONFLICT}
+                kept = {*key, *_FIXED_ON_CONFLICT, *_RARELY_CHANGED}
                 stmt = stmt.on_conflict_do_update(
                     index_elements=key,
                     set_={c.name: stmt.excluded[c.name] for c in tbl.c if c.name not in kept},
                 )
         for start in range(0, len(records), _CHUNK):
             conn.execute(stmt, records[start : start + _CHUNK])
+        if replace and records:
+            for name in _RARELY_CHANGED:
+                if name in tbl.c and name in records[0]:
+                    self._update_where_differs(conn, tbl, name, records)
+
+    @staticmethod
+    def _update_where_differs(
+        conn: Connection, tbl: sa.Table, name: str, records: list[dict]
+    ) -> None:
+        """Set column `name` of the rows keyed by `records` to theirs, only where it differs."""
+        key = [c.name for c in tbl.primary_key.columns]
+        stmt = (
+            tbl.update()
+            .where(
+                *[tbl.c[k] == sa.bindparam(f"key_{k}") for k in key],
+                tbl.c[name].is_distinct_from(sa.bindparam(f"new_{name}")),
+            )
+            .values({name: sa.bindparam(f"new_{name}")})
+        )
+        params = [{f"new_{name}": r[name], **{f"key_{k}": r[k] for k in key}} for r in records]
+        for start in range(0, len(params), _CHUNK):
+            conn.execute(stmt, params[start : start + _CHUNK])
 
     def _pseudonyms(self, conn: Connection, table: str, where=None) -> set[str]:
         col = self.t[table].c.child_pseudonym
