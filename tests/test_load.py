@@ -242,8 +242,9 @@ def test_a_delta_replaces_every_value_of_a_changed_child_including_the_archive_m
     rec = store.t["council_record"]
     with store.engine.connect() as conn:
         held = conn.execute(
-            sa.select(rec.c.child_pseudonym, rec.c.archive_on, rec.c.year_of_birth, rec.c.sex)
-            .order_by(rec.c.child_pseudonym)
+            sa.select(
+                rec.c.child_pseudonym, rec.c.archive_on, rec.c.year_of_birth, rec.c.sex
+            ).order_by(rec.c.child_pseudonym)
         ).all()
     assert [tuple(r) for r in held] == [("p1", "2034-02", 2016, "M"), ("p2", "2033-05", 2016, "M")]
     index = store.index_frame().set_index("child_pseudonym")
