@@ -810,20 +810,19 @@ class IndexStore:
         self._keep_digest_set(conn, staged, dropped, held)
         # A new shield also strips what other councils contributed for that child.
         if new_shields:
+            # Only this file's shielded children: every earlier shield was applied at its load,
+            # and rows arriving since for a shielded child were stripped on the way in.
             drop = {f.name: None for f in self.policy.fields if f.shielded == "drop"}
-            conn.execute(
-                rec.update()
-                .where(
-                    rec.c.child_pseudonym.in_(sa.select(self.t["shield"].c.child_pseudonym)),
-                    rec.c.shielded.is_(False),
-                )
-                .values(shielded=True, **drop)
-            )
-            affected |= set(
+            for start in range(0, len(new_shields), _CHUNK):
                 conn.execute(
-                    sa.select(rec.c.child_pseudonym).where(rec.c.child_pseudonym.in_(new_shields))
-                ).scalars()
-            )
+                    rec.update()
+                    .where(
+                        rec.c.child_pseudonym.in_(new_shields[start : start + _CHUNK]),
+                        rec.c.shielded.is_(False),
+                    )
+                    .values(shielded=True, **drop)
+                )
+            affected |= set(new_shields)
         removed = self._recompute(conn, affected)
         local = conn.execute(
             sa.select(sa.func.count())

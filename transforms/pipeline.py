@@ -9,6 +9,7 @@ Reports carry counts, file names and rule names, never a value from an extract.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import multiprocessing as mp
@@ -594,7 +595,11 @@ def _load_order(report: FileReport) -> tuple:
 
 def _read_staged(path: str) -> pd.DataFrame:
     # One thread: the files are small, and the cores are busy with the workers' files.
-    return pd.read_parquet(path, use_threads=False)
+    frame = pd.read_parquet(path, use_threads=False)
+    # Text as Python strings: the load matches pseudonyms against sets of thousands, which
+    # pandas' Arrow-backed strings do value by value.
+    text = [c for c, dtype in frame.dtypes.items() if isinstance(dtype, pd.StringDtype)]
+    return frame.astype(dict.fromkeys(text, object)) if text else frame
 
 
 def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) -> list[FileReport]:
@@ -825,6 +830,10 @@ def _start_worker() -> None:
     # The parent's pooled database connections must not be used across a fork.
     assert _WORKER is not None
     _WORKER[4].engine.dispose(close=False)
+    # Everything inherited (GX, the analyzer's models, the parent's data) lives as long as the
+    # worker: kept out of the collector's reach, a full collection no longer walks millions of
+    # objects (measured: 0.3-0.45 s a worker at a 1%-changed re-sync of 1,000,000 children).
+    gc.freeze()
 
 
 def _process_in_worker(ref: ExtractRef, compared: bool) -> FileReport:
