@@ -18,10 +18,11 @@ from conftest import empty_index
 from expectations.loader import load_rules
 from synthetic_data.population import PopulationConfig
 from synthetic_data.writer import write_extract, write_population
-from transforms.changes import plan_changes, split_lines
+from transforms.changes import digest_key, line_digests, plan_changes, split_lines
 from transforms.contract import MANIFEST_SUFFIX
 from transforms.load import IndexStore
 from transforms.pipeline import SyncPaths, sync_drop_zone
+from transforms.pseudonymise import PseudonymKey
 
 DAY1, DAY2, DAY3 = "2026-11-24T06:00:00Z", "2026-11-25T06:00:00Z", "2026-11-26T06:00:00Z"
 
@@ -522,3 +523,36 @@ def test_an_error_in_a_worker_comes_back_as_its_type_and_message(
     with pytest.raises(pipeline.WorkerError, match="_Unpicklable: the kind of error"):
         sync_drop_zone(SyncPaths(home), key, policy, store, workers=2)
     store.engine.dispose()
+
+
+def _splitmix64_finish(value: int) -> int:
+    """The fixed bijective mix pandas' hash_array applies after SipHash (splitmix64's end)."""
+    mask = (1 << 64) - 1
+    value ^= value >> 30
+    value = (value * 0xBF58476D1CE4E5B9) & mask
+    value ^= value >> 27
+    value = (value * 0x94D049BB133111EB) & mask
+    return value ^ (value >> 31)
+
+
+def test_line_digests_are_siphash_2_4_under_the_derived_key_checked_against_a_reference():
+    import siphash24  # the reference implementation (dev dependency)
+
+    key = PseudonymKey(bytes(range(32)))
+    derived = digest_key(key, b"rules")
+    assert len(derived) == 16 and derived != key.secret[:16]
+    # Odd lengths, the empty line, bytes past ASCII and a line longer than a SipHash block.
+    lines = [b"", b"a", b"A1,2015-01-02,LS6 1AA", "Zoë,ß".encode(), bytes(range(256)) * 3]
+    expected = [
+        _splitmix64_finish(siphash24.siphash24(line, key=derived).intdigest() % (1 << 64))
+        for line in lines
+    ]
+    got = line_digests(lines, derived)
+    assert got.dtype == np.int64
+    assert [int(v) % (1 << 64) for v in got] == expected
+    # The digest depends on the key: another pseudonym key or rule set gives other digests.
+    assert not np.array_equal(line_digests(lines, digest_key(key, b"other rules")), got)
+    other = digest_key(PseudonymKey(bytes(range(1, 33))), b"rules")
+    assert not np.array_equal(line_digests(lines, other), got)
+    with pytest.raises(ValueError, match="16 bytes"):
+        line_digests(lines, bytes(32))

@@ -1,12 +1,13 @@
 """Change detection: keyed digests of an extract's lines, so a re-sync costs what changed.
 
-Every data line of a children extract gets a 64-bit keyed digest (BLAKE2b, keyed with a key
-derived from the pseudonymisation key, so a digest cannot be used to test a guess at a row, and
-from a fingerprint of the rules and policy, so a changed rule reaches every line). The digest is
-kept in `council_record` beside the row that line produced. When the same council sends its next
-extract, a line whose digest its contribution already holds is unchanged: it is not parsed,
-validated, pseudonymised, scanned or rewritten. Only the changed lines go through the pipeline,
-and the load deletes, by digest, only the rows whose lines changed or left.
+Every data line of a children extract gets a 64-bit keyed digest (SipHash-2-4, a keyed
+pseudorandom function made for short inputs, as pandas' `hash_array` computes it in C; its
+128-bit key is derived from the pseudonymisation key, so a digest cannot be used to test a guess
+at a row, and from a fingerprint of the rules and policy, so a changed rule reaches every line).
+The digest is kept in `council_record` beside the row that line produced. When the same council
+sends its next extract, a line whose digest its contribution already holds is unchanged: it is
+not parsed, validated, pseudonymised, scanned or rewritten. Only the changed lines go through the
+pipeline, and the load deletes, by digest, only the rows whose lines changed or left.
 
 The fast path is taken only when lines and records coincide. A file where a quoted field spans
 lines, or whose lines do not split cleanly, is read in full as before; so is a council's first
@@ -30,16 +31,35 @@ import pandas as pd
 
 from transforms.pseudonymise import PseudonymKey
 
-_CONTEXT = b"registry-sync row digest v1"
+# v2: SipHash-2-4 (v1 was keyed BLAKE2b, a Python call per line). Digests of another version
+# never match, so the first re-sync after a change of scheme reads every line once.
+_CONTEXT = b"registry-sync row digest v2"
 
 
 def digest_key(key: PseudonymKey, rules: bytes = b"") -> bytes:
-    """Derive the row-digest key from the pseudonymisation key (never the key itself).
+    """Derive the 128-bit row-digest key from the pseudonymisation key (never the key itself).
 
     `rules` fingerprints what a line's verdict and row depend on besides the line (see
     `verdict_fingerprint`): when it changes, no digest matches and every line is read again.
     """
-    return hmac.new(key.secret, _CONTEXT + rules, hashlib.sha256).digest()
+    return hmac.new(key.secret, _CONTEXT + rules, hashlib.sha256).digest()[:16]
+
+
+def line_digests(lines: list[bytes], key: bytes) -> np.ndarray:
+    """Return the keyed 64-bit digest (int64) of each line: SipHash-2-4 under a 16-byte key.
+
+    pandas hashes the bytes of each line with SipHash-2-4 (the key passes through latin-1, one
+    character a byte) and then applies a fixed bijective mix; a bijection of a pseudorandom
+    function's output is as unpredictable without the key.
+    """
+    if len(key) != 16:
+        raise ValueError("a row-digest key is 16 bytes")
+    values = np.empty(len(lines), dtype=object)
+    values[:] = lines
+    hashed = pd.util.hash_array(
+        values, encoding="latin1", hash_key=key.decode("latin1"), categorize=False
+    )
+    return hashed.view(np.int64)
 
 
 def verdict_fingerprint(policy: object) -> bytes:
@@ -132,14 +152,7 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
         quotes = np.fromiter(map(bytes.count, body, repeat(b'"')), np.int64, len(body))
         if (quotes % 2).any():
             return None  # a quoted field holds a line break: lines are not records
-    # One keyed BLAKE2b state, copied per line: the key block is hashed once, not per line.
-    keyed = hashlib.blake2b(key=digest_key(key, rules), digest_size=8)
-    out = bytearray()
-    for line in body:
-        h = keyed.copy()
-        h.update(line)
-        out += h.digest()
-    digests = np.frombuffer(bytes(out), dtype="<i8").copy()
+    digests = line_digests(body, digest_key(key, rules))
     # The local child id comes first; a quoted one may hide a comma, so such lines are read
     # again, and the cheap split can only make more lines look repeated, never fewer.
     quoted_id = np.zeros(len(body), dtype=bool)
@@ -315,6 +328,7 @@ __all__ = [
     "ChangePlan",
     "Lines",
     "digest_key",
+    "line_digests",
     "plan_changes",
     "split_lines",
     "subset_bytes",
