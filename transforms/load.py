@@ -1246,8 +1246,26 @@ _REFUSED_COLUMNS = ["row_digest", "rules", "child_pseudonym"]
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    clean = frame.astype(object).where(frame.notna(), None)
-    return clean.to_dict("records")
+    """Return the rows as dicts of plain Python values, missing values as None.
+
+    Column by column (`tolist` gives Python scalars): `DataFrame.to_dict` costs several times
+    more per row, and a re-sync's loads are on the critical path.
+    """
+    columns = {}
+    for name in frame.columns:
+        values = frame[name].astype(object).tolist()
+        columns[name] = [None if _missing(v) else v for v in values]
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _missing(value: object) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and value != value)
+    )
 
 
 __all__ = [

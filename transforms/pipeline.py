@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from transforms.changes import (
     ChangePlan,
@@ -620,13 +621,15 @@ def load_staged(paths: SyncPaths, reports: list[FileReport], store: IndexStore) 
         council = NATIONAL_FOLDER if report.folder == NATIONAL_FOLDER else report.folder
         departed, held, key_version = None, None, None
         if report.digests_path is not None:
-            digests = _read_staged(report.digests_path)
-            flag = digests["held"].to_numpy(dtype=bool)
+            # Straight to arrays: a million digests need no DataFrame on the way.
+            digests = pq.read_table(report.digests_path, use_threads=False)
+            flag = np.asarray(digests.column("held").to_numpy(), dtype=bool)
+            row_digests = np.asarray(digests.column("row_digest").to_numpy(), dtype=np.int64)
             if report.change_base is not None:
-                departed = digests["row_digest"].to_numpy(dtype="int64")[~flag]
-                key_version = str(digests["key_version"].iloc[0]) if len(digests) else None
+                departed = row_digests[~flag]
+                key_version = digests.column("key_version")[0].as_py() if len(digests) else None
             if flag.any() or report.change_base is None:
-                held = digests["row_digest"].to_numpy(dtype="int64")[flag]
+                held = row_digests[flag]
         refused_lines = None
         if report.refused_path is not None:
             refused_lines = _read_staged(report.refused_path)
