@@ -9,25 +9,29 @@ Run with `make bench` (or `python -m bench.resync --children N`). A population i
 Each re-sync is timed with the whole pipeline (`sync_drop_zone`: verify, find the changed lines,
 validate and pseudonymise them, load), processing files in as many worker processes as
 `registry-sync run` uses (one per core), and compared with the DuckDB I/O floor, DuckDB reading the
-same files and writing them as Parquet, measured in the same run just before. Output holds
-counts, seconds and ratios only, never a value from the population.
+same files and writing them as Parquet, measured in the same run just before. Each measurement
+starts with the disk written out (`settle`), and the re-syncs run in a process that has not
+generated the population (see `run`). Output holds counts, seconds and ratios only, never a
+value from the population.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 import secrets
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from bench.run import bench_main, io_floor, machine
+from bench.run import bench_main, io_floor, machine, settle
 from synthetic_data.population import PopulationConfig
 from synthetic_data.writer import write_population
 from transforms.contract import MANIFEST_SUFFIX, SCHEMA_VERSION, Manifest, extract_file_name
 from transforms.load import IndexStore
-from transforms.pipeline import SyncPaths, default_workers, sync_drop_zone
+from transforms.pipeline import SyncPaths, default_workers, preload, sync_drop_zone
 from transforms.policy import load_policy
 from transforms.pseudonymise import PseudonymKey
 
@@ -81,8 +85,8 @@ def next_snapshots(
     return written
 
 
-def run(children: int, councils: int, workdir: Path) -> dict:
-    """Sync a population in full, then time an unchanged and a 1%-changed re-sync."""
+def _first_sync(children: int, councils: int, workdir: Path, secret: bytes, workers: int) -> dict:
+    """Write the population and sync it in full (every line read): the state re-syncs start from."""
     home = workdir / "home"
     paths = SyncPaths(home)
     write_population(
@@ -92,28 +96,51 @@ def run(children: int, councils: int, workdir: Path) -> dict:
     )
     policy = load_policy()
     store = IndexStore.from_url(f"sqlite:///{workdir / 'index.sqlite'}", policy)
-    key = PseudonymKey(secrets.token_bytes(32))  # a throwaway key for this run only
-    rng = np.random.default_rng(7)
-    workers = default_workers()  # files processed at once, as `registry-sync run` does
-
     floor = io_floor(paths.landing, workdir / "floor0")
+    settle()
     started = time.perf_counter()
-    sync_drop_zone(paths, key, policy, store, run_id="full", workers=workers)
+    sync_drop_zone(paths, PseudonymKey(secret), policy, store, run_id="full", workers=workers)
     full = time.perf_counter() - started
+    store.engine.dispose()
+    return {
+        "full_sync_seconds": round(full, 2),
+        "full_sync_floor_seconds": round(floor, 2),
+        "full_sync_to_floor_ratio": round(full / floor, 1),
+    }
+
+
+def run(children: int, councils: int, workdir: Path) -> dict:
+    """Sync a population in full, then time an unchanged and a 1%-changed re-sync.
+
+    The population and the full sync run in a child process. The re-syncs are timed here, in a
+    process that has loaded the libraries (as a scheduler's worker has when a run starts, and as
+    DuckDB is loaded for the floor) but holds none of the gigabyte heap that generating a
+    million children and syncing them in full leaves behind: measured in that heap, the same
+    re-syncs took 10-25% longer, which is the benchmark's cost, not the pipeline's.
+    """
+    secret = secrets.token_bytes(32)  # a throwaway key for this run only
+    workers = default_workers()  # files processed at once, as `registry-sync run` does
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork")) as pool:
+        first = pool.submit(_first_sync, children, councils, workdir, secret, workers).result()
+    preload()  # GX and the PII analyzer, loaded before timing, as DuckDB is for the floor
+    paths = SyncPaths(workdir / "home")
+    policy = load_policy()
+    store = IndexStore.from_url(f"sqlite:///{workdir / 'index.sqlite'}", policy)
+    key = PseudonymKey(secret)
+    rng = np.random.default_rng(7)
     figures: dict = {
         "machine": machine(),
         "children_requested": children,
         "councils": councils,
         "workers": workers,
-        "full_sync_seconds": round(full, 2),
-        "full_sync_floor_seconds": round(floor, 2),
-        "full_sync_to_floor_ratio": round(full / floor, 1),
+        **first,
     }
     for sequence, (label, share) in enumerate(
         (("unchanged", 0.0), ("changed_1pct", 0.01)), start=2
     ):
         lines = next_snapshots(paths.processed, paths.landing, sequence, share, rng)
         floor = io_floor(paths.landing, workdir / f"floor{sequence}")
+        settle()
         started = time.perf_counter()
         reports = sync_drop_zone(paths, key, policy, store, run_id=label, workers=workers)
         seconds = time.perf_counter() - started

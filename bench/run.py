@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import secrets
 import shutil
@@ -30,9 +31,19 @@ from transforms.pseudonymise import PseudonymKey
 RESULTS = Path(__file__).parent / "results"
 
 
+def settle() -> None:
+    """Write every dirty page out before a measurement, so it never pays for the last one's.
+
+    The index commits with fsync, and on ext4 a commit can wait for other files' data that the
+    step before wrote (a population, the next snapshots, the floor's Parquet).
+    """
+    os.sync()
+
+
 def io_floor(landing: Path, out: Path) -> float:
     """Seconds DuckDB takes to read every children extract as text and write it as Parquet."""
     out.mkdir(parents=True, exist_ok=True)
+    settle()
     started = time.perf_counter()
     con = duckdb.connect()
     for n, csv_path in enumerate(sorted(landing.glob("*/children_*.csv"))):
@@ -46,8 +57,6 @@ def io_floor(landing: Path, out: Path) -> float:
 
 def machine() -> str:
     """Describe the machine the figures come from, in one line."""
-    import os
-
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
@@ -65,6 +74,7 @@ def run(children: int, councils: int, workdir: Path) -> dict:
     store = IndexStore.from_url(f"sqlite:///{workdir / 'index.sqlite'}", policy)
     key = PseudonymKey(secrets.token_bytes(32))  # a throwaway key for this run only
     workers = default_workers()  # as `registry-sync run` does
+    settle()
     started = time.perf_counter()
     reports = sync_drop_zone(SyncPaths(home), key, policy, store, run_id="bench", workers=workers)
     pipeline_seconds = time.perf_counter() - started

@@ -789,7 +789,7 @@ def _processed(
             yield reports[-1]
         render_data_docs(paths, reports)
         return
-    _preload()
+    preload()
     global _WORKER
     _WORKER = (paths, key, policy, run_id, store)
     try:
@@ -815,12 +815,14 @@ def _processed(
         _WORKER = None
 
 
-def _preload() -> None:
-    """Import GX and build the PII analyzer here, once, before workers fork.
+def preload() -> None:
+    """Import GX and build the PII analyzer in this process (once; later calls cost nothing).
 
-    Each worker would otherwise pay for them (GX's import alone takes seconds) the first time
-    it validates or scans a changed line, and again at every run; forked, they share this
-    process's. A run with no line to validate pays for them too, where one process would not.
+    `sync_drop_zone` calls it before its workers fork: each worker would otherwise pay for
+    them (GX's import alone takes seconds) the first time it validates or scans a changed line,
+    and again at every run; forked, they share this process's. A run with no line to validate
+    pays for them too, where one process would not. A long-lived caller (the benchmarks) calls
+    it up front, as a scheduler's worker has its libraries loaded before a run starts.
     """
     import great_expectations  # noqa: F401
 
