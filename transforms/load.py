@@ -463,17 +463,21 @@ class IndexStore:
 
     def council_children(self, council: str, pseudonyms: Sequence[str]) -> pd.DataFrame:
         """Return the council's rows (child_pseudonym, row_digest) of the given children."""
-        rec = self.t["council_record"]
         chosen = sorted(set(pseudonyms))
-        found = []
+        found: list[tuple] = []
         with self.engine.connect() as conn:
+            # A plain cursor, as in `_which`: thousands of IN values, asked at every re-sync.
+            cursor = conn.connection.driver_connection.cursor()
+            marker = "?" if conn.dialect.name == "sqlite" else "%s"
             for start in range(0, len(chosen), _CHUNK):
-                found += conn.execute(
-                    sa.select(rec.c.child_pseudonym, rec.c.row_digest).where(
-                        rec.c.council_code == council,
-                        rec.c.child_pseudonym.in_(chosen[start : start + _CHUNK]),
-                    )
-                ).fetchall()
+                part = chosen[start : start + _CHUNK]
+                cursor.execute(
+                    "SELECT child_pseudonym, row_digest FROM council_record WHERE council_code = "
+                    f"{marker} AND child_pseudonym IN ({', '.join([marker] * len(part))})",
+                    [council, *part],
+                )
+                found += cursor.fetchall()
+            cursor.close()
         return pd.DataFrame(found, columns=["child_pseudonym", "row_digest"])
 
     def _newest_children_file(self, conn: Connection, council: str) -> str | None:

@@ -444,10 +444,16 @@ def process_extract(
             # The council's rows of these children that an unchanged line of this file holds.
             rows = store.council_children(council, pseudonymised["child_pseudonym"].tolist())
             rows = rows.loc[rows["row_digest"].notna()].astype({"row_digest": "int64"})
-            line_of = pd.Series(plan.unchanged, index=lines.digests[plan.unchanged])
-            rows = rows.loc[rows["row_digest"].isin(line_of.index)]
+            # Usually none: a changed child's row holds its old line's digest, which departed.
+            # So the few departed digests are ruled out first, and only rows left over are
+            # matched against the file's quarter-million unchanged lines.
+            rows = rows.loc[~np.isin(rows["row_digest"].to_numpy(), plan.departed)]
+            again = np.zeros(0, dtype=np.int64)
+            if len(rows):
+                unchanged_digests = lines.digests[plan.unchanged]
+                rows = rows.loc[np.isin(rows["row_digest"].to_numpy(), unchanged_digests)]
+                again = plan.unchanged[np.isin(unchanged_digests, rows["row_digest"].to_numpy())]
             dup |= pseudonymised["child_pseudonym"].isin(set(rows["child_pseudonym"]))
-            again = line_of.loc[rows["row_digest"].to_numpy()].to_numpy()
             duplicates.update(dict.fromkeys(map(int, again), "duplicate_child_in_file"))
             report.counts["rejected"] += len(again)
             report.counts["unchanged"] -= len(again)
