@@ -408,8 +408,10 @@ class IndexStore:
             gone = np.zeros(0, dtype=np.int64)
             if "row_digest" in dropped.columns:
                 gone = dropped["row_digest"].dropna().to_numpy(dtype="int64")
-            held = pd.Index(np.asarray(staged.held, dtype="int64"))
-            digests = np.sort(held[~held.isin(gone)].unique().to_numpy())
+            held = np.asarray(staged.held, dtype="int64")
+            if len(held) > 1 and not (np.diff(held) > 0).all():
+                held = np.unique(held)  # the pipeline stages them sorted and unique; others may not
+            digests = held[~np.isin(held, gone)] if len(gone) else held
             if count is None:
                 count = self._digest_count(conn, council)
             if len(digests) != count:
