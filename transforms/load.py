@@ -60,6 +60,40 @@ def _executemany(conn: Connection, stmt: sa.sql.Executable, rows: list[dict]) ->
         cursor.close()
 
 
+def _marker(conn: Connection) -> str:
+    """Return the DB-API parameter marker of the connection's driver (sqlite3: ?, psycopg: %s)."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def _rows_in(conn: Connection, select: str, values: Sequence, before: Sequence = ()) -> list[tuple]:
+    """Run `select`, which ends in "IN", over `values` in chunks, through the DB-API cursor.
+
+    `before`: the parameters of markers in `select` itself. A plain cursor, because SQLAlchemy
+    renders each of thousands of IN values again on every call, and a re-sync asks such
+    questions of every changed child.
+    """
+    marker = _marker(conn)
+    cursor = conn.connection.driver_connection.cursor()
+    found: list[tuple] = []
+    try:
+        for start in range(0, len(values), _CHUNK):
+            part = list(values[start : start + _CHUNK])
+            cursor.execute(f"{select} ({', '.join([marker] * len(part))})", [*before, *part])
+            found += cursor.fetchall()
+    finally:
+        cursor.close()
+    return found
+
+
+def _dialect_insert(conn: Connection, table: sa.Table):
+    """Return an INSERT into `table` that can take ON CONFLICT, in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
@@ -465,21 +499,14 @@ class IndexStore:
 
     def council_children(self, council: str, pseudonyms: Sequence[str]) -> pd.DataFrame:
         """Return the council's rows (child_pseudonym, row_digest) of the given children."""
-        chosen = sorted(set(pseudonyms))
-        found: list[tuple] = []
         with self.engine.connect() as conn:
-            # A plain cursor, as in `_which`: thousands of IN values, asked at every re-sync.
-            cursor = conn.connection.driver_connection.cursor()
-            marker = "?" if conn.dialect.name == "sqlite" else "%s"
-            for start in range(0, len(chosen), _CHUNK):
-                part = chosen[start : start + _CHUNK]
-                cursor.execute(
-                    "SELECT child_pseudonym, row_digest FROM council_record WHERE council_code = "
-                    f"{marker} AND child_pseudonym IN ({', '.join([marker] * len(part))})",
-                    [council, *part],
-                )
-                found += cursor.fetchall()
-            cursor.close()
+            found = _rows_in(
+                conn,
+                "SELECT child_pseudonym, row_digest FROM council_record "
+                f"WHERE council_code = {_marker(conn)} AND child_pseudonym IN",
+                sorted(set(pseudonyms)),
+                before=[council],
+            )
         return pd.DataFrame(found, columns=["child_pseudonym", "row_digest"])
 
     def _newest_children_file(self, conn: Connection, council: str) -> str | None:
@@ -503,11 +530,7 @@ class IndexStore:
         tbl = self.t[table]
         stmt = tbl.insert()
         if ignore or replace:
-            if conn.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            stmt = dialect_insert(tbl)
+            stmt = _dialect_insert(conn, tbl)
             if ignore:
                 stmt = stmt.on_conflict_do_nothing()
             else:
@@ -548,23 +571,8 @@ class IndexStore:
 
     def _which(self, conn: Connection, table: str, pseudonyms: Iterable[str]) -> set[str]:
         """Return those of `pseudonyms` that `table` holds (asked in chunks, not read whole)."""
-        chosen = sorted(pseudonyms)
-        found: set[str] = set()
-        if not chosen:
-            return found
-        # A plain DB-API cursor: SQLAlchemy renders each of thousands of IN values on every call.
-        cursor = conn.connection.driver_connection.cursor()
-        marker = "?" if conn.dialect.name == "sqlite" else "%s"
-        for start in range(0, len(chosen), _CHUNK):
-            part = chosen[start : start + _CHUNK]
-            cursor.execute(
-                f"SELECT child_pseudonym FROM {self.t[table].name} "
-                f"WHERE child_pseudonym IN ({', '.join([marker] * len(part))})",
-                part,
-            )
-            found.update(row[0] for row in cursor.fetchall())
-        cursor.close()
-        return found
+        select = f"SELECT child_pseudonym FROM {self.t[table].name} WHERE child_pseudonym IN"
+        return {row[0] for row in _rows_in(conn, select, sorted(pseudonyms))}
 
     def already_loaded(self, sha256: str) -> bool:
         """Return True when a file with this checksum has been loaded before."""
@@ -823,16 +831,16 @@ class IndexStore:
             dropped = arrived.loc[~arrived["child_pseudonym"].isin(set(rows["child_pseudonym"]))]
         else:
             dropped = arrived.iloc[0:0]
-        held = None  # the council's rows with a digest now
+        with_digest = None  # how many of the council's rows have a digest now, when counted
         if staged.departed is not None:
             unchanged = staged.unchanged
             if staged.extract_kind == "snapshot":
                 # Every row has a digest now; those not written by this file are unchanged,
                 # exact even when an opt-out or an archive took rows since the plan.
-                held = self._digest_count(conn, council)
+                with_digest = self._digest_count(conn, council)
                 written = records["row_digest"].notna().sum() if "row_digest" in records else 0
-                unchanged = held - int(written)
-        self._keep_digest_set(conn, staged, dropped, held)
+                unchanged = with_digest - int(written)
+        self._keep_digest_set(conn, staged, dropped, with_digest)
         # A new shield also strips what other councils contributed for that child.
         if new_shields:
             # Only this file's shielded children: every earlier shield was applied at its load,
@@ -1007,10 +1015,6 @@ class IndexStore:
             "shielded",
             *fields,
         ]
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
         for start in range(0, len(affected), _CHUNK):
             chunk = affected[start : start + _CHUNK]
             ranked = (
@@ -1044,7 +1048,7 @@ class IndexStore:
             ).where(ranked.c.rn == 1)  # (SQLite needs a WHERE before an upsert's ON CONFLICT)
             # Rows are rewritten in place (an upsert), not deleted and inserted again: a
             # re-sync changes a few thousand children of millions.
-            upsert = dialect_insert(idx).from_select(columns, select)
+            upsert = _dialect_insert(conn, idx).from_select(columns, select)
             conn.execute(
                 upsert.on_conflict_do_update(
                     index_elements=["child_pseudonym"],
@@ -1257,10 +1261,10 @@ def _council_rows(
     and both drivers give int, str and None as they are.
     """
     cursor = conn.connection.driver_connection.cursor()
-    marker = "?" if conn.dialect.name == "sqlite" else "%s"
     names = ", ".join(table.c[c].name for c in columns)
     cursor.execute(
-        f"SELECT {names} FROM {table.name} WHERE council_code = {marker} {where}", (council,)
+        f"SELECT {names} FROM {table.name} WHERE council_code = {_marker(conn)} {where}",
+        (council,),
     )
     found = cursor.fetchall()
     cursor.close()
