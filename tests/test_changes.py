@@ -556,3 +556,20 @@ def test_line_digests_are_siphash_2_4_under_the_derived_key_checked_against_a_re
     assert not np.array_equal(line_digests(lines, other), got)
     with pytest.raises(ValueError, match="16 bytes"):
         line_digests(lines, bytes(32))
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 1000])
+def test_sorted_unique_and_digests_in_agree_with_numpy(size):
+    from transforms.changes import digests_in, sorted_unique
+
+    rng = np.random.default_rng(size)
+    # Repeats, both ends of int64 and negative digests, in no order.
+    digests = rng.integers(-(2**63), 2**63 - 1, size, dtype=np.int64, endpoint=True)
+    if size > 2:
+        digests[: size // 4] = digests[size // 4 : size // 2]
+        digests[0], digests[1] = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    got = sorted_unique(digests)
+    assert got.dtype == np.int64
+    assert np.array_equal(got, np.unique(digests))
+    pool = digests[::3]
+    assert np.array_equal(digests_in(digests, pool), np.isin(digests, pool))

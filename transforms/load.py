@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from transforms.changes import digests_in, sorted_unique
 from transforms.minimise import KEY_COLUMNS
 from transforms.policy import Policy
 from transforms.pseudonymise import KIND_LOCAL
@@ -444,8 +445,8 @@ class IndexStore:
                 gone = dropped["row_digest"].dropna().to_numpy(dtype="int64")
             held = np.asarray(staged.held, dtype="int64")
             if len(held) > 1 and not (np.diff(held) > 0).all():
-                held = np.unique(held)  # the pipeline stages them sorted and unique; others may not
-            digests = held[~np.isin(held, gone)] if len(gone) else held
+                held = sorted_unique(held)  # the pipeline stages them so; others may not
+            digests = held[~digests_in(held, gone)] if len(gone) else held
             if count is None:
                 count = self._digest_count(conn, council)
             if len(digests) != count:

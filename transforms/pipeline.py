@@ -29,7 +29,9 @@ import pyarrow.parquet as pq
 from transforms.changes import (
     ChangePlan,
     Lines,
+    digests_in,
     plan_changes,
+    sorted_unique,
     split_lines,
     subset_bytes,
     verdict_fingerprint,
@@ -447,20 +449,20 @@ def process_extract(
             # Usually none: a changed child's row holds its old line's digest, which departed.
             # So the few departed digests are ruled out first, and only rows left over are
             # matched against the file's quarter-million unchanged lines.
-            rows = rows.loc[~np.isin(rows["row_digest"].to_numpy(), plan.departed)]
+            rows = rows.loc[~digests_in(rows["row_digest"].to_numpy(), plan.departed)]
             again = np.zeros(0, dtype=np.int64)
             if len(rows):
                 unchanged_digests = lines.digests[plan.unchanged]
-                rows = rows.loc[np.isin(rows["row_digest"].to_numpy(), unchanged_digests)]
-                again = plan.unchanged[np.isin(unchanged_digests, rows["row_digest"].to_numpy())]
+                rows = rows.loc[digests_in(rows["row_digest"].to_numpy(), unchanged_digests)]
+                again = plan.unchanged[digests_in(unchanged_digests, rows["row_digest"].to_numpy())]
             dup |= pseudonymised["child_pseudonym"].isin(set(rows["child_pseudonym"]))
             duplicates.update(dict.fromkeys(map(int, again), "duplicate_child_in_file"))
             report.counts["rejected"] += len(again)
             report.counts["unchanged"] -= len(again)
             # Those lines' rows leave the index with the rest of the refused lines.
-            departed = np.union1d(departed, rows["row_digest"].to_numpy(dtype="int64"))
+            departed = sorted_unique(np.concatenate((departed, rows["row_digest"].to_numpy())))
             if len(again):
-                kept = kept[~np.isin(kept, again)]
+                kept = kept[~digests_in(kept, again)]
         if dup.any():
             report.counts["rejected"] += int(dup.sum())
             report.rules["duplicate_child_in_file"] = int(dup.sum()) + len(duplicates)
@@ -552,7 +554,7 @@ def _held(
     parts = [lines.digests[kept]]
     if staged is not None and "row_digest" in staged.columns:
         parts.append(staged["row_digest"].dropna().to_numpy(dtype="int64"))
-    return np.unique(np.concatenate(parts))
+    return sorted_unique(np.concatenate(parts))
 
 
 def _stage(
