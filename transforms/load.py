@@ -33,6 +33,10 @@ _CHUNK = 5000
 # random places in million-row tables and their indexes; with a small cache the same pages are
 # read again and again from the operating system.
 SQLITE_CACHE_KIB = 256 * 1024
+# Pages read through a memory map instead of a read call each: a worker's fresh connection
+# reads a few thousand scattered pages per file (its change plan and duplicate check), and
+# measured here that takes 35-45% less CPU mapped. Writes still go through the journal.
+SQLITE_MMAP_BYTES = 1024**3
 # Columns an upsert leaves alone, so their indexes are not rewritten for every replaced row: a
 # pseudonym's kind is fixed by the pseudonym itself (the index counting a council's
 # council-scoped pseudonyms), and a child's archive month changes only when a birth date is
@@ -98,6 +102,7 @@ def _dialect_insert(conn: Connection, table: sa.Table):
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    cursor.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
     cursor.close()
 
 
