@@ -317,6 +317,25 @@ def test_plan_changes_finds_changed_and_forced_lines(key):
     assert split_lines(multi, key) is None
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_departed_digests_are_those_no_unchanged_line_matches(key, seed):
+    # Against the definition, with digests the council holds twice (matched by no line),
+    # digests of lines that are gone, and a previous set in any order.
+    rng = np.random.default_rng(seed)
+    header = b"local_child_id,notes"
+    lines = split_lines(b"\n".join([header, *(f"C{i},n{i}".encode() for i in range(60))]), key)
+    assert lines is not None
+    held = rng.choice(lines.digests, 40, replace=False)
+    twice = held[:3]
+    previous = np.concatenate((held, twice, [7, 8, 8])).astype("int64")
+    rng.shuffle(previous)
+    plan = plan_changes(lines, previous, "sha")
+    matched = set(lines.digests[plan.unchanged].tolist())
+    assert matched == set(held.tolist()) - set(twice.tolist())
+    expected = {int(d) for d in previous if int(d) not in matched}
+    assert sorted(plan.departed.tolist()) == sorted(expected)  # each digest once
+
+
 def _refused(lines, positions, rules):
     return pd.DataFrame(
         {

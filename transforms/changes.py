@@ -265,7 +265,8 @@ def plan_changes(
     # sorted and unique: that is checked in one pass.)
     unique = bool((np.diff(previous) > 0).all())
     known = previous if unique else previous[~pd.Index(previous).duplicated(keep=False)]
-    hit = digests_in(lines.digests, known) & ~lines.forced
+    where = pd.Index(known).get_indexer(lines.digests)  # each line's place in `known`, or -1
+    hit = (where >= 0) & ~lines.forced
     unchanged = np.flatnonzero(hit)
     if refused is None or refused.empty:
         again = pd.Series([], dtype="str")
@@ -273,11 +274,16 @@ def plan_changes(
     else:
         refused = refused.drop_duplicates("row_digest")
         refused.index = pd.Index(refused["row_digest"].astype("int64").to_numpy())
-        remembered = digests_in(lines.digests, refused.index.to_numpy()) & ~hit
+        # Only lines not found unchanged can be refused lines: a few thousand of a quarter
+        # million are looked up.
+        open_lines = np.flatnonzero(~hit)
+        remembered = np.zeros(len(hit), dtype=bool)
+        remembered[open_lines] = digests_in(lines.digests[open_lines], refused.index.to_numpy())
         # A repeated id's lines are candidates when refused before for repeating it; their
         # id's other lines must be carried too (below), or all of them are read together.
         for_repeat = refused.index[_breaks(refused["rules"], REPEATED_ID)]
-        was_repeat = digests_in(lines.digests, for_repeat.to_numpy())
+        was_repeat = np.zeros(len(hit), dtype=bool)  # only read where `remembered`
+        was_repeat[open_lines] = digests_in(lines.digests[open_lines], for_repeat.to_numpy())
         # Still repeated now (its other lines may be gone: then it is read again).
         repeat_ok = was_repeat & (lines.repeated >= 0) & ~lines.quoted_id
         seen = remembered & ((~lines.forced & ~was_repeat) | repeat_ok)
@@ -301,7 +307,11 @@ def plan_changes(
         hit = hit | seen
     departed = np.zeros(0, dtype=np.int64)
     if snapshot:
-        departed = pd.unique(previous[~digests_in(previous, lines.digests[unchanged])])
+        matched = np.zeros(len(known), dtype=bool)
+        matched[where[unchanged]] = True
+        departed = known[~matched]
+        if not unique:  # a digest held twice was matched by no line: it departs too
+            departed = np.concatenate((departed, pd.unique(previous[~digests_in(previous, known)])))
     return ChangePlan(np.flatnonzero(~hit), unchanged, departed, again, whose, base_sha256)
 
 
