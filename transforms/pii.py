@@ -1009,22 +1009,27 @@ def _settle(
 
 
 def analyze_texts(
-    analyzer: AnalyzerEngine, texts: Sequence[str], score_threshold: float | None = None
+    analyzer: AnalyzerEngine,
+    texts: Sequence[str],
+    score_threshold: float | None = None,
+    full: bool = False,
 ) -> list[list[RecognizerResult]]:
     """Analyze distinct texts in one spaCy batch, skipping those that cannot hold an entity.
 
-    With the notes threshold (`score_threshold` None) a fast path runs the pattern recognisers
-    directly, each on the texts its screen passes, and takes names from the name lists alone
-    (`NameListNlpEngine.find_names`); only a text with a match below its threshold (one a
-    context word might lift, e.g. a lone family name) or with overlapping matches goes through
-    Presidio's full analysis with context. Both paths report the same spans and types;
-    `tests/test_pii.py` checks it on the synthetic notes.
+    A fast path runs the pattern recognisers directly, each on the texts its screen passes, and
+    takes names from the name lists alone (`NameListNlpEngine.find_names`); only a text with a
+    match below its threshold (one a context word might lift, e.g. a lone family name) or with
+    overlapping matches goes through Presidio's full analysis with context. Both paths redact
+    the same spans as the same types; `tests/test_pii.py` checks it on the synthetic notes and
+    on the guards' index and column values.
 
     Args:
         analyzer: an analyzer from `create_analyzer` / `build_analyzer`.
         texts: the texts; callers dedupe them first.
-        score_threshold: one threshold for every entity (the guard's); None applies the config's
+        score_threshold: one threshold for every entity (the guards'); None applies the config's
             notes threshold and per-entity overrides.
+        full: Presidio's full analysis for every text that may hold an entity (the reference
+            the tests hold the fast path to).
 
     Returns:
         The results for each text, in order.
@@ -1037,8 +1042,13 @@ def analyze_texts(
     named = [may_hold_name(text) for text in texts]
     candidates = [i for i in range(len(texts)) if has_digit_or_at[i] or named[i]]
     slow = list(candidates)
-    if score_threshold is None and isinstance(nlp_engine, NameListNlpEngine):
-        slow = _analyze_fast(analyzer, texts, candidates, has_digit_or_at, named, results)
+    if not full and isinstance(nlp_engine, NameListNlpEngine):
+        thresholds = _entity_thresholds(analyzer)
+        if score_threshold is not None:
+            thresholds = dict.fromkeys(thresholds, score_threshold)
+        slow = _analyze_fast(
+            analyzer, texts, candidates, has_digit_or_at, named, results, thresholds
+        )
     elif score_threshold is not None:
         slow = _could_match(analyzer, texts, slow, named)
     made = nlp_engine.process_batch([texts[i] for i in slow], language, batch_size=256)
@@ -1134,15 +1144,15 @@ def _analyze_fast(
     has_digit_or_at: Sequence[bool],
     named: Sequence[bool],
     results: list[list[RecognizerResult]],
+    thresholds: Mapping[str, float],
 ) -> list[int]:
-    """Fill `results` for the candidates the fast path settles.
+    """Fill `results` for the candidates the fast path settles at `thresholds` (by entity).
 
     Returns:
         The positions left for Presidio's full analysis (whole pipeline, context step).
     """
     nlp_engine = analyzer.nlp_engine
     assert isinstance(nlp_engine, NameListNlpEngine)
-    thresholds = _entity_thresholds(analyzer)
     # Every pattern needs a digit, except e-mail, which needs an "@". Each recogniser runs only
     # on a text its screen passes: Presidio's per-call overhead (timing, logging, explanations)
     # costs far more than a search that finds nothing.
