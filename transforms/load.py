@@ -9,6 +9,7 @@ same index whatever order they arrive in, and loading a file twice changes nothi
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -55,7 +56,8 @@ def _executemany(conn: Connection, stmt: sa.sql.Executable, rows: list[dict]) ->
     compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
     if compiled.positional:
         names = compiled.positiontup or []
-        params: list = [tuple(row[n] for n in names) for row in rows]
+        pick = operator.itemgetter(*names)
+        params: list = [pick(row) for row in rows] if len(names) > 1 else [(pick(r),) for r in rows]
     else:
         params = rows
     cursor = conn.connection.driver_connection.cursor()
@@ -963,15 +965,14 @@ class IndexStore:
         lines = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
         lines = lines.drop_duplicates("row_digest").reindex(columns=columns)
         # Plain lists first: iterating pandas' Arrow-backed columns value by value is slow.
-        wanted = {
-            (int(d), str(r), None if p is None or p != p else str(p))
-            for d, r, p in zip(
-                lines["row_digest"].tolist(),
-                lines["rules"].tolist(),
-                lines["child_pseudonym"].astype(object).tolist(),
+        wanted = set(
+            zip(
+                lines["row_digest"].astype("int64").tolist(),
+                lines["rules"].astype(str).tolist(),
+                _plain(lines["child_pseudonym"].astype("string")),
                 strict=True,
             )
-        }
+        )
         if staged.extract_kind == "snapshot":
             have = set(_council_rows(conn, ref, council, _REFUSED_COLUMNS))
             stale = sorted({d for d, _r, _p in have - wanted})
@@ -1286,21 +1287,17 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     Column by column (`tolist` gives Python scalars): `DataFrame.to_dict` costs several times
     more per row, and a re-sync's loads are on the critical path.
     """
-    columns = {}
-    for name in frame.columns:
-        values = frame[name].astype(object).tolist()
-        columns[name] = [None if _missing(v) else v for v in values]
+    columns = {name: _plain(frame[name]) for name in frame.columns}
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
-def _missing(value: object) -> bool:
-    return (
-        value is None
-        or value is pd.NA
-        or value is pd.NaT
-        or (isinstance(value, float) and value != value)
-    )
+def _plain(values: pd.Series) -> list:
+    """Return a column as Python values, missing ones (None, NA, NaT, NaN) as None."""
+    out = values.astype(object).tolist()
+    for i in np.flatnonzero(values.isna().to_numpy(dtype=bool)):
+        out[i] = None
+    return out
 
 
 __all__ = [
