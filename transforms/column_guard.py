@@ -193,30 +193,47 @@ VECTOR_CHECKED = (
 )
 
 
-def _vector_types(values: pd.Series, entities: Sequence[str]) -> dict[str, np.ndarray]:
-    """Run the checks of `entities` over `values`; each mask is a bool array by position.
+def _vector_types(
+    columns: Mapping[str, tuple[pd.Series, Sequence[str]]],
+) -> dict[str, dict[str, np.ndarray]]:
+    """Run each column's checks over its values; masks are bool arrays by position.
 
-    Every check needs a digit except e-mail, which needs an "@": other values are never tested.
-    The two candidate sets are cut once, not once per entity: a changed-lines re-sync profiles
-    17 columns of a few thousand values, where pandas' fixed cost per call is what counts.
+    `columns` maps a column to (its distinct values, the entity types to check them for). The
+    columns' values are checked end to end, one vectorised call per entity type (a
+    changed-lines re-sync profiles 17 columns of a few thousand values, where pandas' fixed
+    cost per call, not the values, is what counts), and only values that can match are: every
+    check needs a digit except e-mail, which needs an "@".
     """
-    n = len(values)
-    has = {
+    names = list(columns)
+    parts = [columns[name][0] for name in names]
+    values = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype="string")
+    bounds = np.cumsum([0, *(len(part) for part in parts)])
+    span = {name: slice(bounds[i], bounds[i + 1]) for i, name in enumerate(names)}
+    can_match = {
         "digit": values.str.contains(r"\d").fillna(False).to_numpy(dtype=bool),
         "at": values.str.contains("@", regex=False).fillna(False).to_numpy(dtype=bool),
     }
-    pools: dict[str, tuple[np.ndarray, pd.Series]] = {}
-    masks = {}
-    for entity in entities:
-        need = "at" if entity == "EMAIL_ADDRESS" else "digit"
-        if need not in pools:
-            pools[need] = (np.flatnonzero(has[need]), values[has[need]])
-        at, candidates = pools[need]
-        mask = np.zeros(n, dtype=bool)
+    masks: dict[str, np.ndarray] = {}
+    for entity in VECTOR_CHECKED:
+        asked = np.zeros(len(values), dtype=bool)
+        for name in names:
+            if entity in columns[name][1]:
+                asked[span[name]] = True
+        at = np.flatnonzero(asked & can_match["at" if entity == "EMAIL_ADDRESS" else "digit"])
+        masks[entity] = np.zeros(len(values), dtype=bool)
         if len(at):
-            mask[at] = _vector_check(entity, candidates).to_numpy(dtype=bool, na_value=False)
-        masks[entity] = mask
-    return masks
+            found = _vector_check(entity, values.iloc[at]).to_numpy(dtype=bool, na_value=False)
+            masks[entity][at] = found
+    return {
+        name: {entity: masks[entity][span[name]] for entity in columns[name][1]} for name in names
+    }
+
+
+def _distinct(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Return a column's distinct non-blank values (stripped) and how many rows hold each."""
+    text = values.astype("string").str.strip()
+    frequency = text[text.notna() & text.ne("")].value_counts(sort=False)
+    return pd.Series(frequency.index.astype(str), dtype="string"), frequency.to_numpy()
 
 
 def _sample(values: pd.Series, size: int) -> pd.Series:
@@ -227,48 +244,71 @@ def _sample(values: pd.Series, size: int) -> pd.Series:
     return values.iloc[order[:size]]
 
 
-def profile_column(values: pd.Series, rule: ColumnRule, sample_values: int) -> dict[str, float]:
-    """Return {unexpected entity type: share of rows} for one column (values never returned)."""
-    total = len(values)
-    text = values.astype("string").str.strip()
-    frequency = text[text.notna() & text.ne("")].value_counts(sort=False)
-    if total == 0 or frequency.empty:
-        return {}
-    distinct = pd.Series(frequency.index.astype(str), dtype="string")
-    counts = frequency.to_numpy()
+def _profile_columns(
+    frame: pd.DataFrame, settings: ColumnGuardSettings
+) -> dict[str, dict[str, float]]:
+    """Return {column: {unexpected entity type: share of rows}} (values never returned)."""
+    rules = settings.columns
+    columns = {c: _distinct(frame[c]) for c in rules if c in frame.columns}
     # Values of an expected type are settled; only the others are tested for other types.
-    expected = np.zeros(len(distinct), dtype=bool)
-    for mask in _vector_types(distinct, [e for e in VECTOR_CHECKED if e in rule.expects]).values():
-        expected |= mask
-    matched = expected.copy()
-    rows: Counter[str] = Counter()
-    at = np.flatnonzero(~expected)  # positions in `distinct` (its index is 0..n-1)
-    unexpected = [e for e in VECTOR_CHECKED if e not in rule.expects]
-    if len(at):
-        for entity, mask in _vector_types(distinct.iloc[at], unexpected).items():
+    expected_types = _vector_types(
+        {
+            c: (d, [e for e in VECTOR_CHECKED if e in rules[c].expects])
+            for c, (d, _) in columns.items()
+        }
+    )
+    expected = {
+        c: np.logical_or.reduce([*masks.values(), np.zeros(len(columns[c][0]), dtype=bool)])
+        for c, masks in expected_types.items()
+    }
+    unsettled = {c: np.flatnonzero(~expected[c]) for c in columns}
+    other_types = _vector_types(
+        {
+            c: (d.iloc[unsettled[c]], [e for e in VECTOR_CHECKED if e not in rules[c].expects])
+            for c, (d, _) in columns.items()
+        }
+    )
+    shares = {}
+    for column, (distinct, counts) in columns.items():
+        rule, total, at = rules[column], len(frame[column]), unsettled[column]
+        matched = expected[column].copy()
+        rows: Counter[str] = Counter()
+        for entity, mask in other_types[column].items():
             if mask.any():
                 rows[entity] += int(counts[at[mask]].sum())
                 matched[at[mask]] = True
-    if "PERSON" not in rule.expects:
-        # Names and anything needing context: the analyzer on a hash sample of the values the
-        # checks above did not settle; its hits are scaled to the rows of all those values.
-        rest = distinct[~matched]
-        sample = _sample(rest, sample_values)
-        scale = 1.0
-        if len(sample) < len(rest):
-            scale = counts[rest.index.to_numpy()].sum() / counts[sample.index.to_numpy()].sum()
-        analyzer = pii.build_analyzer()
-        may_hold_name = analyzer.nlp_engine.may_hold_name
-        worth = sample.map(lambda v: "@" in v or (bool(_LETTER.search(v)) and may_hold_name(v)))
-        sample = sample[worth.astype(bool)]
-        threshold = pii.load_pii_settings().guard_score_threshold
-        found = pii.analyze_texts(analyzer, list(sample), threshold) if len(sample) else []
-        for value, n, results in zip(sample, counts[sample.index.to_numpy()], found, strict=True):
-            types = set(pii.redact_text(value, results)[1])
-            if not types & rule.expects:
-                for entity in types:
-                    rows[entity] += round(int(n) * scale)
-    return {e: round(min(n, total) / total, 4) for e, n in sorted(rows.items()) if n}
+        if "PERSON" not in rule.expects:
+            rows.update(_sampled_names(distinct[~matched], counts, rule, settings.sample_values))
+        shares[column] = {e: round(min(n, total) / total, 4) for e, n in sorted(rows.items()) if n}
+    return shares
+
+
+def _sampled_names(
+    rest: pd.Series, counts: np.ndarray, rule: ColumnRule, sample_values: int
+) -> Counter[str]:
+    """Names and anything needing context: the analyzer on a hash sample of `rest`.
+
+    `rest` holds the distinct values the vectorised checks did not settle (indexed by position
+    in the column's distinct values, whose rows `counts` holds); hits are scaled to the rows of
+    all of them.
+    """
+    rows: Counter[str] = Counter()
+    sample = _sample(rest, sample_values)
+    scale = 1.0
+    if len(sample) < len(rest):
+        scale = counts[rest.index.to_numpy()].sum() / counts[sample.index.to_numpy()].sum()
+    analyzer = pii.build_analyzer()
+    may_hold_name = analyzer.nlp_engine.may_hold_name
+    worth = sample.map(lambda v: "@" in v or (bool(_LETTER.search(v)) and may_hold_name(v)))
+    sample = sample[worth.astype(bool)]
+    threshold = pii.load_pii_settings().guard_score_threshold
+    found = pii.analyze_texts(analyzer, list(sample), threshold) if len(sample) else []
+    for value, n, results in zip(sample, counts[sample.index.to_numpy()], found, strict=True):
+        kinds = set(pii.redact_text(value, results)[1])
+        if not kinds & rule.expects:
+            for entity in kinds:
+                rows[entity] += round(int(n) * scale)
+    return rows
 
 
 def guard_columns(
@@ -285,12 +325,11 @@ def guard_columns(
         `refuse` column has a finding, the refusal reason (columns and types, never values).
     """
     settings = settings or load_column_guard_settings()
-    findings: list[ColumnFinding] = []
-    for column, rule in settings.columns.items():
-        if column not in frame.columns:
-            continue
-        for entity, share in profile_column(frame[column], rule, settings.sample_values).items():
-            findings.append(ColumnFinding(column, entity, share, rule.on_finding))
+    findings = [
+        ColumnFinding(column, entity, share, settings.columns[column].on_finding)
+        for column, shares in _profile_columns(frame, settings).items()
+        for entity, share in shares.items()
+    ]
     result = ColumnGuardResult(frame, findings)
     refused = [f for f in findings if f.action == "refuse"]
     for f in findings:
