@@ -138,7 +138,8 @@ def build_feedback(
         rules.append(RuleLine(rule, column, severity, count, fix))
     ids = None
     if frame is not None and "local_child_id" in frame:
-        ids = dict(zip(frame.index, frame["local_child_id"], strict=True))  # not Series.get
+        # Plain lists, not Series.get or iteration: pandas' Arrow strings go value by value.
+        ids = dict(zip(frame.index.tolist(), frame["local_child_id"].tolist(), strict=True))
     rows = tuple(
         RowLine(
             position + 2,
@@ -198,13 +199,24 @@ def feedback_csv(feedback: Feedback) -> str:
     records += [
         ("rule", r.rule, r.column, r.severity, r.rows, "", "", r.fix) for r in feedback.rules
     ]
-    records += [
-        ("row", ";".join(r.rules), "", CRITICAL, 1, r.row_number, r.local_child_id, "")
-        for r in feedback.rows
-    ]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows([spreadsheet_safe(c) for c in record] for record in records)
+    # A line per refused row: only the rule names and the council's local id are text; the
+    # rest are constants and numbers, which need no guard (thousands of rows, on every run).
+    writer.writerows(
+        (
+            "row",
+            spreadsheet_safe(";".join(r.rules)),
+            "",
+            CRITICAL,
+            1,
+            r.row_number,
+            spreadsheet_safe(r.local_child_id),
+            "",
+        )
+        for r in feedback.rows
+    )
     return buf.getvalue()
 
 
