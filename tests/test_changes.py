@@ -423,7 +423,7 @@ def test_lines_that_are_not_records_leave_the_file_to_a_full_read(key, data):
     assert split_lines(data, key) is None
 
 
-@pytest.mark.parametrize("first", [b' "A1"', b"A1 ", b'"A1"', b"A" * 40, b""])
+@pytest.mark.parametrize("first", [b' "A1"', b"A1 ", b'"A1"', b"A" * 33, b"A" * 40, b""])
 def test_first_fields_the_raw_bytes_cannot_settle_are_left_to_the_line_split(first):
     from transforms.changes import _first_field_codes
 
@@ -431,12 +431,15 @@ def test_first_fields_the_raw_bytes_cannot_settle_are_left_to_the_line_split(fir
     assert _first_field_codes(*_raw(data, b"\n")) is None
 
 
-def _raw(data: bytes, newline: bytes) -> tuple[bytes, list[bytes], int, int]:
+def _raw(data: bytes, newline: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`_first_field_codes`'s arguments for the data lines of `data`."""
+    from transforms.changes import line_starts
+
     header, *body = data.split(newline)
     if body and body[-1] == b"":
         body.pop()
-    return data, body, len(header) + len(newline), len(newline)
+    lengths, starts = line_starts(body, len(header) + len(newline), len(newline))
+    return np.frombuffer(data, dtype=np.uint8), lengths, starts
 
 
 def test_a_changed_rule_book_or_policy_reads_every_line_again(key, policy):
@@ -592,3 +595,32 @@ def test_sorted_unique_and_digests_in_agree_with_numpy(size):
     assert np.array_equal(got, np.unique(digests))
     pool = digests[::3]
     assert np.array_equal(digests_in(digests, pool), np.isin(digests, pool))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_quotes_and_repeated_ids_found_from_raw_bytes_agree_with_each_line(key, seed):
+    # Quoted ids, quoted fields holding commas, ids of exactly the widest width compared
+    # without a loop, empty lines and CRLF: forced lines are those a per-line reading gives.
+    rng = np.random.default_rng(seed)
+    newline = [b"\n", b"\r\n"][seed % 2]
+    body = []
+    for n in rng.integers(0, 60, 400):
+        ident = (b"W" * 31 + bytes([65 + n % 26])) if n % 5 == 0 else f"L{n}".encode()
+        if n % 11 == 0:
+            ident = b'"' + ident + b'"'
+        notes = b'"a, b"' if n % 3 == 0 else b"x"
+        body.append(ident + b",y," + notes)
+    body[7] = b""
+    data = newline.join([b"local_child_id,a,notes", *body]) + newline
+    lines = split_lines(data, key)
+    assert lines is not None
+    first = [line.split(b",", 1)[0].strip().strip(b'"').strip() for line in body]
+    codes = pd.factorize(pd.Series(first, dtype=object))[0]
+    quoted = np.array([line[:1] == b'"' for line in body])
+    assert lines.quoted_id.tolist() == quoted.tolist()
+    assert lines.forced.tolist() == ((np.bincount(codes)[codes] > 1) | quoted).tolist()
+    from transforms.changes import _first_field_codes
+
+    unquoted = [line for line in body if line and not line.startswith(b'"')]
+    plain = newline.join([b"local_child_id,a,notes", *unquoted]) + newline
+    assert _first_field_codes(*_raw(plain, newline)) is not None  # 32-byte ids included

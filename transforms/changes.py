@@ -24,7 +24,6 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -147,18 +146,21 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
     header, body = lines[0], lines[1:]
     if b'"' in header:
         return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    lengths, starts = line_starts(body, len(header) + len(newline), len(newline))
     quotes = np.zeros(len(body), dtype=np.int64)
     if b'"' in data:
-        quotes = np.fromiter(map(bytes.count, body, repeat(b'"')), np.int64, len(body))
+        # Each quote's line, found from its place in the data (no loop over the lines).
+        at = np.searchsorted(starts, np.flatnonzero(raw == ord('"')), side="right") - 1
+        quotes = np.bincount(at, minlength=len(body))
         if (quotes % 2).any():
             return None  # a quoted field holds a line break: lines are not records
     digests = line_digests(body, digest_key(key, rules))
     # The local child id comes first; a quoted one may hide a comma, so such lines are read
-    # again, and the cheap split can only make more lines look repeated, never fewer.
-    quoted_id = np.zeros(len(body), dtype=bool)
-    if quotes.any():
-        quoted_id[quotes > 0] = [body[i][:1] == b'"' for i in np.flatnonzero(quotes)]
-    codes = _first_field_codes(data, body, len(header) + len(newline), len(newline))
+    # again, and the cheap split can only make more lines look repeated, never fewer. (An
+    # empty line's start is its line ending, never a quote.)
+    quoted_id = (quotes > 0) & (raw[starts] == ord('"'))
+    codes = _first_field_codes(raw, lengths, starts)
     if codes is None:
         first = [line.split(b",", 1)[0].strip().strip(b'"').strip() for line in body]
         codes = pd.factorize(pd.Series(first, dtype=object))[0]
@@ -173,31 +175,36 @@ _SPACE_OR_QUOTE = np.zeros(256, dtype=bool)
 _SPACE_OR_QUOTE[list(b' \t\n\r\x0b\x0c"')] = True
 
 
-def _first_field_codes(data: bytes, body: list[bytes], offset: int, gap: int) -> np.ndarray | None:
+def line_starts(body: list[bytes], offset: int, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return each data line's length and where it starts in the data.
+
+    `body` holds the data lines as split from the data, the first at byte `offset`, each
+    followed by a line ending of `gap` bytes.
+    """
+    lengths = np.fromiter(map(len, body), np.int64, len(body))
+    starts = offset + np.concatenate(([0], np.cumsum(lengths + gap)[:-1])).astype(np.int64)
+    return lengths, starts
+
+
+def _first_field_codes(
+    raw: np.ndarray, lengths: np.ndarray, starts: np.ndarray
+) -> np.ndarray | None:
     """Give equal first fields of the data lines one number each, without a loop in Python.
 
-    `body` holds the data lines as split from `data`, the first at byte `offset`, each followed
-    by a line ending of `gap` bytes. Fields are read from the raw bytes and mixed into 64-bit
-    keys; two different fields may (very rarely) share a key, which only makes their lines look
-    repeated, never the reverse. None (the caller splits the lines in Python) when a field is
-    long or empty, or blank-padded or quoted at an end, where the plain bytes differ from the
-    stripped field the caller compares.
+    `raw` is the data as bytes, and `lengths` and `starts` place each data line in it
+    (`line_starts`). Fields are read from the raw bytes and mixed into 64-bit keys; two
+    different fields may (very rarely) share a key, which only makes their lines look repeated,
+    never the reverse. None (the caller splits the lines in Python) when a field is long or
+    empty, or blank-padded or quoted at an end, where the plain bytes differ from the stripped
+    field the caller compares.
     """
-    n = len(body)
+    n = len(lengths)
     if n == 0:
         return None
-    lengths = np.fromiter(map(len, body), np.int64, n)
-    starts = offset + np.concatenate(([0], np.cumsum(lengths + gap)[:-1]))
-    commas = np.fromiter(map(bytes.find, body, repeat(b",")), np.int64, n)
-    width = np.where(commas < 0, lengths, commas)  # a line without a comma is all first field
-    if width.max() > _ID_WIDTH or width.min() < 1:
-        return None
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if _SPACE_OR_QUOTE[raw[starts]].any() or _SPACE_OR_QUOTE[raw[starts + width - 1]].any():
-        return None
-    # The first `span` bytes of every line (the last lines' copied, as the data may end first;
-    # the data itself is not copied), then the bytes past each line's field zeroed.
-    span = -(-int(width.max()) // 8) * 8
+    # The first bytes of every line, a word more than the widest field (the last lines'
+    # copied, as the data may end first; the data itself is not copied); the first comma
+    # among them ends the field.
+    span = _ID_WIDTH + 8
     cells = np.zeros((n, span), dtype=np.uint8)
     inside = starts <= len(raw) - span
     if inside.any():
@@ -206,7 +213,17 @@ def _first_field_codes(data: bytes, body: list[bytes], offset: int, gap: int) ->
     for i in np.flatnonzero(~inside):
         tail = raw[starts[i] : starts[i] + span]
         cells[i, : len(tail)] = tail
-    cells[np.arange(span) >= width[:, None]] = 0
+    columns = np.arange(span)
+    comma = (cells == ord(",")) & (columns < lengths[:, None])
+    has_comma = comma.any(axis=1)
+    # A line without a comma is all first field (too long if past the window).
+    width = np.where(has_comma, comma.argmax(axis=1), lengths)
+    if width.max() > _ID_WIDTH or width.min() < 1:
+        return None
+    ends = starts + width - 1
+    if _SPACE_OR_QUOTE[raw[starts]].any() or _SPACE_OR_QUOTE[raw[ends]].any():
+        return None
+    cells[columns >= width[:, None]] = 0  # the bytes past each line's field
     words = cells.view("<u8")
     key = width.astype(np.uint64)
     with np.errstate(over="ignore"):
