@@ -450,9 +450,7 @@ class IndexStore:
             gone = np.zeros(0, dtype=np.int64)
             if "row_digest" in dropped.columns:
                 gone = dropped["row_digest"].dropna().to_numpy(dtype="int64")
-            held = np.asarray(staged.held, dtype="int64")
-            if len(held) > 1 and not (np.diff(held) > 0).all():
-                held = sorted_unique(held)  # the pipeline stages them so; others may not
+            held = sorted_unique(staged.held)  # as the digest set keeps them
             digests = held[~digests_in(held, gone)] if len(gone) else held
             if count is None:
                 count = self._digest_count(conn, council)

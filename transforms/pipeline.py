@@ -544,17 +544,13 @@ def _empty_staged(policy: Policy) -> pd.DataFrame:
 def _held(
     lines: Lines | None, kept: np.ndarray, staged: pd.DataFrame | None, manifest: Manifest
 ) -> np.ndarray | None:
-    """Return the digests of the rows a snapshot leaves its council holding, when known.
-
-    Sorted and unique, as the load keeps them: sorting here, in a worker, spares the one
-    process that loads.
-    """
+    """Return the digests of the rows a snapshot leaves its council holding, when known."""
     if lines is None or manifest.file_kind != "children" or manifest.extract_kind != "snapshot":
         return None
     parts = [lines.digests[kept]]
     if staged is not None and "row_digest" in staged.columns:
         parts.append(staged["row_digest"].dropna().to_numpy(dtype="int64"))
-    return sorted_unique(np.concatenate(parts))
+    return np.concatenate(parts)
 
 
 def _stage(
