@@ -44,19 +44,23 @@ from transforms.pseudonymise import PseudonymKey
 
 TARGETS = {"unchanged": 1.5, "changed_1pct": 2.0}  # issue #3: ratios to the I/O floor
 ROUNDS = 5  # rounds of (unchanged, 1% changed) re-syncs; the median ratio meets the goal
+# The population's day. Every round is a day later than the one before, and all stay within
+# the month: the first extract dated in a new month also archives the children who turn 18 in
+# it (about 1 in 200), retention's work, which would land in one round of ten at random.
+FIRST_DAY = dt.date(2026, 11, 2)
 
 
 def next_snapshots(
     processed: Path, landing: Path, sequence: int, changed: float, rng: np.random.Generator
 ) -> int:
-    """Write each council's next snapshot: its last lines shuffled, `changed` of them edited.
+    """Write each council's next snapshot: its newest lines shuffled, `changed` of them edited.
 
     Returns:
         How many data lines were written in all.
     """
     written = 0
-    # A day after the last: the population's own extracts (sequence 1) are of its reference date.
-    day = f"{PopulationConfig.reference_date + dt.timedelta(days=sequence - 1)}T06:00:00Z"
+    # A day after the last, as councils send them (sequence 1 is the population's own day).
+    created_at = f"{FIRST_DAY + dt.timedelta(days=sequence - 1)}T06:00:00Z"
     for council in sorted(p.name for p in processed.iterdir() if p.name.startswith("E")):
         sources = list((processed / council).rglob("children_*.csv"))
         if not sources:
@@ -76,7 +80,7 @@ def next_snapshots(
             fields[-4] = b"EH;YJ" if fields[-4] != b"EH;YJ" else b"EH"
             body[i] = b",".join(fields)
         data = b"\n".join([header, *body]) + b"\n"
-        name = extract_file_name("children", day, sequence)
+        name = extract_file_name("children", created_at, sequence)
         folder = landing / council
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
@@ -86,7 +90,7 @@ def next_snapshots(
             file_kind="children",
             extract_kind="snapshot",
             sequence=sequence,
-            created_at=day,
+            created_at=created_at,
             row_count=len(body),
             sha256=hashlib.sha256(data).hexdigest(),
             file_name=name,
@@ -101,7 +105,7 @@ def _first_sync(children: int, councils: int, workdir: Path, secret: bytes, work
     home = workdir / "home"
     paths = SyncPaths(home)
     write_population(
-        PopulationConfig(children=children, councils=councils, seed=7),
+        PopulationConfig(children=children, councils=councils, seed=7, reference_date=FIRST_DAY),
         home / "landing",
         workdir / "truth",
     )
