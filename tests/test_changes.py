@@ -411,6 +411,28 @@ def test_first_field_numbering_without_a_loop_agrees_with_splitting_lines(key, n
     assert lines.forced.tolist() == (np.bincount(expected)[expected] > 1).tolist()
 
 
+def test_first_field_numbering_agrees_with_splitting_lines_at_every_width_and_end():
+    """Ids of 1 to 32 bytes (word boundaries, shared prefixes), lines with no comma or only an
+    id, and short last lines the raw window runs past: the same groups as splitting lines."""
+    from transforms.changes import _first_field_codes
+
+    rng = np.random.default_rng(11)
+    settled = 0
+    for _ in range(400):
+        stem = bytes(rng.choice(list(b"AB01"), int(rng.integers(1, 33))).astype(np.uint8))
+        ids = [stem[: int(rng.integers(1, len(stem) + 1))] for _ in range(int(rng.integers(1, 12)))]
+        tails = [b"", b",", b",x", b",,", b",x,y" * int(rng.integers(1, 12))]
+        body = [i + tails[int(rng.integers(0, len(tails)))] for i in ids]
+        data = b"\n".join([b"local_child_id,a", *body]) + b"\n" * int(rng.integers(0, 2))
+        codes = _first_field_codes(*_raw(data, b"\n"))
+        expected = pd.factorize(pd.Series(ids, dtype=object))[0]
+        if codes is None:
+            continue
+        settled += 1
+        assert len(set(zip(codes, expected, strict=True))) == len(set(expected)) == len(set(codes))
+    assert settled == 400  # no id here is long, blank-padded or quoted
+
+
 @pytest.mark.parametrize(
     "data",
     [

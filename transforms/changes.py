@@ -171,6 +171,11 @@ def split_lines(data: bytes, key: PseudonymKey, rules: bytes = b"") -> Lines | N
 
 
 _ID_WIDTH = 32  # local child ids up to this many bytes are compared without a loop
+# For a field of each width (0 to _ID_WIDTH), the little-endian words of a line's first
+# _ID_WIDTH + 8 bytes that keep the field's bytes and clear the rest.
+_WIDTH_MASKS = (
+    (np.arange(_ID_WIDTH + 8) < np.arange(_ID_WIDTH + 1)[:, None]).astype(np.uint8) * 0xFF
+).view("<u8")
 _SPACE_OR_QUOTE = np.zeros(256, dtype=bool)
 _SPACE_OR_QUOTE[list(b' \t\n\r\x0b\x0c"')] = True
 
@@ -202,29 +207,31 @@ def _first_field_codes(
     if n == 0:
         return None
     # The first bytes of every line, a word more than the widest field (the last lines'
-    # copied, as the data may end first; the data itself is not copied); the first comma
-    # among them ends the field.
+    # copied, as the data may end first; the data itself is not copied).
     span = _ID_WIDTH + 8
-    cells = np.zeros((n, span), dtype=np.uint8)
-    inside = starts <= len(raw) - span
-    if inside.any():
+    last = len(raw) - span  # lines starting after it are copied one by one
+    if last >= 0:
         window = np.lib.stride_tricks.sliding_window_view(raw, span)
-        cells[inside] = window[starts[inside]]
-    for i in np.flatnonzero(~inside):
+        cells = window[np.minimum(starts, last)]
+    else:
+        cells = np.zeros((n, span), dtype=np.uint8)
+    for i in np.flatnonzero(starts > last):
         tail = raw[starts[i] : starts[i] + span]
+        cells[i] = 0
         cells[i, : len(tail)] = tail
-    columns = np.arange(span)
-    comma = (cells == ord(",")) & (columns < lengths[:, None])
-    has_comma = comma.any(axis=1)
-    # A line without a comma is all first field (too long if past the window).
-    width = np.where(has_comma, comma.argmax(axis=1), lengths)
+    # The first comma among a line's first bytes ends its field, if it is inside the line;
+    # if the first comma is past the line's end, the line has none (all first field).
+    comma = cells == ord(",")
+    first = comma.argmax(axis=1)
+    rows = np.arange(n)
+    has_comma = comma[rows, first] & (first < lengths)
+    width = np.where(has_comma, first, lengths)
     if width.max() > _ID_WIDTH or width.min() < 1:
         return None
-    ends = starts + width - 1
-    if _SPACE_OR_QUOTE[raw[starts]].any() or _SPACE_OR_QUOTE[raw[ends]].any():
+    if _SPACE_OR_QUOTE[cells[:, 0]].any() or _SPACE_OR_QUOTE[cells[rows, width - 1]].any():
         return None
-    cells[columns >= width[:, None]] = 0  # the bytes past each line's field
-    words = cells.view("<u8")
+    # Only the field's bytes count: each line's words, masked to its width.
+    words = cells.view("<u8") & _WIDTH_MASKS[width]
     key = width.astype(np.uint64)
     with np.errstate(over="ignore"):
         for j in range(words.shape[1]):
