@@ -129,6 +129,24 @@ def test_refused_rows_of_an_accepted_file_are_kept_byte_for_byte(tmp_path, key, 
     assert [p.read_bytes() for p in (tmp_path / "processed" / BAD).glob(f"*/{NAME}")] == [data]
 
 
+def test_set_aside_reason_lists_each_row_as_json_writes_it_one_a_line():
+    from transforms.pipeline import _json_rows_per_line, _row_items
+
+    refused = {1: "nhs_number_mod11", 40: "sex_missing;nhs_number_mod11", 7: "sex_missing"}
+    spans = [(3, 4), (42, 42), (9, 9)]
+    record = {"file": NAME, "kind": "rows", "reason": "3 row(s) broke critical rules"}
+    text = _json_rows_per_line(record, _row_items(refused, spans))
+    rows = [
+        {"row_number": p + 2, "lines": list(span), "rules": rules.split(";")}
+        for (p, rules), span in zip(refused.items(), spans, strict=True)
+    ]
+    assert json.loads(text) == {**record, "rows": rows}
+    assert [json.dumps(row) for row in rows] == [
+        line.strip().rstrip(",") for line in text.splitlines() if '"row_number"' in line
+    ]
+    assert json.loads(_json_rows_per_line(record, [])) == {**record, "rows": []}
+
+
 def test_feedback_html_shows_verdict_rules_with_fixes_and_refused_rows(tmp_path, key, policy):
     drop(tmp_path / "landing", _mixed_extract(), row_count=41)
     sync_drop_zone(SyncPaths(tmp_path), key, policy, new_store(tmp_path, policy), "r1")
