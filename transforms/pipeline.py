@@ -601,7 +601,9 @@ def _stage(
             if d is not None
         ]
         frame = pd.concat(parts, ignore_index=True)
-        frame["key_version"] = key.version
+        # One value for every row: written as a dictionary from codes, not a string a row.
+        codes = np.zeros(len(frame), dtype=np.int8)
+        frame["key_version"] = pd.Categorical.from_codes(codes, [key.version])
         path = out / f"{stem}.digests.parquet"
         # A million random 64-bit digests neither compress nor gain from statistics.
         frame.to_parquet(path, index=False, use_dictionary=["key_version"], write_statistics=False)
