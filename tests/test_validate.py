@@ -457,3 +457,58 @@ def test_gx_result_keeps_counts_and_suite_configuration_only():
     for entry in data["results"]:
         assert set(entry["result"]) <= {*GX_RESULT_COUNTS, "observed_value"}
     assert data["meta"]["council_code"] == COUNCIL
+
+
+def _comparable(result: ValidationResult) -> tuple:
+    gx = json.loads(json.dumps(result.gx_result, sort_keys=True, default=str))
+    gx["meta"].pop("validation_time", None)
+    gx["meta"].get("batch_markers", {}).pop("ge_load_time", None)
+    return (
+        result.accepted,
+        result.reason,
+        result.row_ok.tolist(),
+        result.row_rules.tolist(),
+        result.outcomes,
+        json.dumps(result.gx_summary, sort_keys=True, default=str),
+        json.dumps(gx, sort_keys=True),
+    )
+
+
+@pytest.mark.parametrize("frame", [random_children(300, 4), distinctive_frame(), children()])
+def test_when_configurations_are_built_once_then_results_are_gx_own(frame, monkeypatch):
+    import contextlib
+
+    from transforms import validate
+
+    once = _comparable(run(frame))
+    monkeypatch.setattr(validate, "_configurations_built_once", contextlib.nullcontext)
+    assert once == _comparable(run(frame))
+
+
+def test_when_validating_then_each_expectation_builds_its_configuration_once(monkeypatch):
+    from great_expectations.expectations.expectation import Expectation
+
+    from transforms import validate
+
+    gx_own = Expectation.__dict__["configuration"]
+    asked: list[int] = []  # the expectations whose configuration was built during GX's run
+    in_run = []
+
+    def counted(expectation):
+        if in_run:
+            asked.append(id(expectation))
+        return gx_own.fget(expectation)
+
+    def run_gx(*args, **kwargs):
+        in_run.append(True)
+        try:
+            return gx_run(*args, **kwargs)
+        finally:
+            in_run.clear()
+
+    gx_run = validate._run_gx
+    monkeypatch.setattr(validate, "_run_gx", run_gx)
+    monkeypatch.setattr(Expectation, "configuration", property(counted))
+    run(random_children(200, 5))
+    assert len(asked) == len(set(asked)) > 0  # GX's own property: about 2,400 builds a run
+    assert Expectation.__dict__["configuration"].fget is counted  # swapped for the run only
