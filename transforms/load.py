@@ -946,34 +946,36 @@ class IndexStore:
         """Remember the file's refused and opted-out lines (a snapshot replaces the council's).
 
         Only the difference is written: a re-sync whose refused lines are as before writes
-        nothing.
+        nothing. A line is compared by digest and rules alone: its pseudonym (kept for rules
+        "opted_out" only) follows from its digest, which is keyed by the pseudonym key's own
+        derivative and so names one line, one child, under one key (a rotation forgets every
+        line).
         """
         ref = self.t["refused_line"]
         council = staged.council_code
         refused = staged.refused_lines
         if refused is not None and "rules" in refused:
             refused = refused.loc[refused["rules"] != OPTED_OUT_LINE, ["row_digest", "rules"]]
-        # 64-bit digests: never let them pass through float (an empty frame's default dtype).
-        parts = [
-            x.astype({"row_digest": "int64"})
-            for x in (refused, suppressed)
-            if x is not None and len(x)
-        ]
-        columns = ["row_digest", "rules", "child_pseudonym"]
-        lines = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
-        lines = lines.drop_duplicates("row_digest").reindex(columns=columns)
-        # Plain lists first: iterating pandas' Arrow-backed columns value by value is slow.
-        wanted = set(
-            zip(
-                lines["row_digest"].astype("int64").tolist(),
-                lines["rules"].astype(str).tolist(),
-                _plain(lines["child_pseudonym"].astype("string")),
-                strict=True,
+        # digest -> (rules, pseudonym); a line in both parts keeps its first rules.
+        wanted: dict[int, tuple[str, str | None]] = {}
+        for part in (refused, suppressed):
+            if part is None or not len(part):
+                continue
+            # Plain lists: iterating pandas' Arrow-backed columns value by value is slow, and
+            # 64-bit digests must never pass through float.
+            digests = part["row_digest"].to_numpy(dtype="int64").tolist()
+            rules = part["rules"].astype(str).tolist()
+            people = (
+                _plain(part["child_pseudonym"].astype("string"))
+                if "child_pseudonym" in part
+                else [None] * len(part)
             )
-        )
+            for digest, rule, person in zip(digests, rules, people, strict=True):
+                wanted.setdefault(digest, (rule, person))
         if staged.extract_kind == "snapshot":
-            have = set(_council_rows(conn, ref, council, _REFUSED_COLUMNS))
-            stale = sorted({d for d, _r, _p in have - wanted})
+            have = dict(_council_rows(conn, ref, council, ["row_digest", "rules"]))
+            # A line kept with other rules is deleted here and written again below.
+            stale = sorted(d for d, rule in have.items() if d not in wanted or wanted[d][0] != rule)
             for start in range(0, len(stale), _CHUNK):
                 conn.execute(
                     ref.delete().where(
@@ -981,14 +983,13 @@ class IndexStore:
                         ref.c.row_digest.in_(stale[start : start + _CHUNK]),
                     )
                 )
-            # A line kept with other rules was deleted above and is written again below.
-            wanted -= have
+            wanted = {d: kept for d, kept in wanted.items() if have.get(d) != kept[0]}
         self._insert(
             conn,
             "refused_line",
             [
                 {"council_code": council, "row_digest": d, "rules": r, "child_pseudonym": p}
-                for d, r, p in sorted(wanted, key=lambda x: x[0])
+                for d, (r, p) in sorted(wanted.items())
             ],
             ignore=True,
         )
