@@ -151,6 +151,28 @@ def test_when_packaged_config_then_every_contract_column_but_notes_has_a_rule():
     assert settings.columns["nhs_number"].on_finding == "refuse"
 
 
+def test_packaged_pii_config_is_parsed_once_for_settings_and_column_guard(monkeypatch):
+    """A worker forked after the analyzer was built reads the column rules without parsing."""
+    from importlib import resources
+
+    text = resources.files("transforms").joinpath("config/pii.yaml").read_text("utf-8")
+    pii._packaged_document.cache_clear()
+    assert pii._packaged_document() == yaml.safe_load(text)  # libyaml reads it the same
+    pii.load_pii_settings()
+
+    def parse(*_args, **_kwargs):
+        raise AssertionError("config/pii.yaml parsed again")
+
+    monkeypatch.setattr(yaml, "load", parse)
+    monkeypatch.setattr(yaml, "safe_load", parse)
+    column_guard.load_column_guard_settings.cache_clear()
+    try:
+        settings = column_guard.load_column_guard_settings()
+    finally:
+        column_guard.load_column_guard_settings.cache_clear()
+    assert settings.columns["nhs_number"].on_finding == "refuse"
+
+
 def test_when_config_broken_then_every_error_reported_at_once():
     raw = yaml.safe_load(
         """

@@ -41,11 +41,9 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 
 import numpy as np
 import pandas as pd
-import yaml
 from presidio_analyzer.predefined_recognizers import UkNinoRecognizer
 
 from transforms import pii
@@ -147,8 +145,7 @@ def parse_column_guard_settings(raw: object) -> ColumnGuardSettings:
 @functools.cache
 def load_column_guard_settings() -> ColumnGuardSettings:
     """Load the packaged `config/pii.yaml`'s `column_guard` section (validated, cached)."""
-    text = resources.files("transforms").joinpath("config/pii.yaml").read_text("utf-8")
-    return parse_column_guard_settings(yaml.safe_load(text).get("column_guard"))
+    return parse_column_guard_settings(pii.packaged_section("column_guard"))
 
 
 @functools.cache

@@ -843,7 +843,7 @@ def _processed(
 
 
 def preload() -> None:
-    """Import GX and build the PII analyzer in this process (once; later calls cost nothing).
+    """Import GX (with our expectations) and build the PII analyzer here (later calls: free).
 
     `sync_drop_zone` calls it before its workers fork: each worker would otherwise pay for
     them (GX's import alone takes seconds) the first time it validates or scans a changed line,
@@ -853,6 +853,7 @@ def preload() -> None:
     """
     import great_expectations  # noqa: F401
 
+    import expectations.custom  # noqa: F401  (the suite's own GX expectation classes)
     from transforms.pii import build_analyzer
 
     build_analyzer()
