@@ -438,10 +438,14 @@ def _packaged_document() -> dict:
     """Read the packaged `config/pii.yaml` once per process, as `yaml.safe_load` reads it.
 
     Both this module's settings and the column guard's section come from it: a worker forked
-    after the analyzer was built parses nothing. libyaml's parser when PyYAML has it (the
-    same document, in a seventh of the time of the pure-Python one).
+    after the analyzer was built parses nothing (`_read_yaml`: libyaml's parser, the same
+    document in a seventh of the time of the pure-Python one).
     """
-    text = resources.files("transforms").joinpath("config/pii.yaml").read_text("utf-8")
+    return _read_yaml(resources.files("transforms").joinpath("config/pii.yaml").read_text("utf-8"))
+
+
+def _read_yaml(text: str) -> object:
+    """Parse YAML as `yaml.safe_load` does, with libyaml's parser when PyYAML has it."""
     if yaml.__with_libyaml__:
         return yaml.load(text, Loader=yaml.CSafeLoader)
     return yaml.safe_load(text)
@@ -461,7 +465,7 @@ def load_pii_settings(path: Path | None = None) -> PiiSettings:
     """Load and validate the PII config (the packaged `config/pii.yaml` by default, cached)."""
     if path is None:
         return _packaged_settings()
-    return parse_pii_settings(yaml.safe_load(Path(path).read_text("utf-8")))
+    return parse_pii_settings(_read_yaml(Path(path).read_text("utf-8")))
 
 
 # --- name lists and the offline NLP engine ------------------------------------------------------
