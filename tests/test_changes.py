@@ -569,6 +569,37 @@ def test_an_error_in_a_worker_comes_back_as_its_type_and_message(
     store.engine.dispose()
 
 
+def test_workers_yield_the_cpu_to_the_loads_in_this_process(
+    tmp_path, key, policy, population, monkeypatch
+):
+    import os
+
+    import transforms.pipeline as pipeline
+
+    seen = tmp_path / "niceness"
+    real = pipeline.process_extract
+
+    def recording(*args, **kwargs):
+        with seen.open("a") as out:  # forked: the worker runs this copy
+            out.write(f"{os.getpid()} {os.nice(0)}\n")
+        return real(*args, **kwargs)
+
+    home = tmp_path / "home"
+    for council, frame in population.items():
+        drop(home, council, frame, DAY1, 1)
+    store = IndexStore.from_url(f"sqlite:///{tmp_path / 'index.sqlite'}", policy)
+    monkeypatch.setattr(pipeline, "process_extract", recording)
+    reports = sync_drop_zone(SyncPaths(home), key, policy, store, workers=2)
+    store.engine.dispose()
+    assert {r.status for r in reports} == {"loaded"}
+    records = [line.split() for line in seen.read_text().splitlines()]
+    assert len(records) == len(population)
+    assert str(os.getpid()) not in {pid for pid, _ in records}
+    expected = min(os.nice(0) + pipeline.WORKER_NICENESS, 19)
+    assert {int(niceness) for _, niceness in records} == {expected}
+    assert os.nice(0) < expected  # this process, which loads, keeps its priority
+
+
 def _splitmix64_finish(value: int) -> int:
     """The fixed bijective mix pandas' hash_array applies after SipHash (splitmix64's end)."""
     mask = (1 << 64) - 1

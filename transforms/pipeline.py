@@ -8,6 +8,7 @@ Reports carry counts, file names and rule names, never a value from an extract.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import json
@@ -786,6 +787,9 @@ def _ref_order(landing: Path, ref: ExtractRef) -> tuple:
 
 # Allocations between collections of the youngest generation, in a worker process.
 WORKER_GC_THRESHOLD = 50_000
+# Added to a worker process's niceness: the loads, one at a time in this process, are the run's
+# critical path, and the workers need only stay ahead of them.
+WORKER_NICENESS = 5
 # What a forked worker process works with: set in the parent just before the pool forks, so
 # the key, the policy and the index's engine are inherited, never pickled or sent.
 _WORKER: tuple | None = None
@@ -872,6 +876,12 @@ def _start_worker() -> None:
     # collected over a hundred times a file, 0.06-0.14 s of its CPU. Cycles still go, in fewer
     # and larger collections.
     gc.set_threshold(WORKER_GC_THRESHOLD, 10, 10)
+    # Loads are one at a time, in order, in the parent; a file processed early waits for its
+    # turn anyway. With as many workers as cores, a load shared a core with two workers busy on
+    # later files and took half as long again (measured at a 1%-changed re-sync of 1,000,000
+    # children: the run took 8-10% less time with the workers yielding to it).
+    with contextlib.suppress(OSError):  # a platform that refuses it: slower, not wrong
+        os.nice(WORKER_NICENESS)
 
 
 def _process_in_worker(ref: ExtractRef, compared: bool) -> FileReport:
