@@ -956,26 +956,34 @@ class IndexStore:
         refused = staged.refused_lines
         if refused is not None and "rules" in refused:
             refused = refused.loc[refused["rules"] != OPTED_OUT_LINE, ["row_digest", "rules"]]
-        # digest -> (rules, pseudonym); a line in both parts keeps its first rules.
-        wanted: dict[int, tuple[str, str | None]] = {}
+        # As arrays, not a dict a line: a council's remembered lines run to tens of thousands.
+        # Object arrays: pandas would turn text into its own strings, missing ones into NaN.
+        digest_parts, rule_parts, people_parts = [np.zeros(0, dtype=np.int64)], [], []
         for part in (refused, suppressed):
             if part is None or not len(part):
                 continue
-            # Plain lists: iterating pandas' Arrow-backed columns value by value is slow, and
-            # 64-bit digests must never pass through float.
-            digests = part["row_digest"].to_numpy(dtype="int64").tolist()
-            rules = part["rules"].astype(str).tolist()
-            people = (
-                _plain(part["child_pseudonym"].astype("string"))
-                if "child_pseudonym" in part
-                else [None] * len(part)
-            )
-            for digest, rule, person in zip(digests, rules, people, strict=True):
-                wanted.setdefault(digest, (rule, person))
+            digest_parts.append(part["row_digest"].to_numpy(dtype="int64"))  # never via float
+            rule_parts.append(np.array(part["rules"].astype(str).tolist(), dtype=object))
+            people = np.full(len(part), None, dtype=object)
+            if "child_pseudonym" in part:
+                people[:] = _plain(part["child_pseudonym"].astype("string"))
+            people_parts.append(people)
+        digests = np.concatenate(digest_parts)
+        rules = np.concatenate(rule_parts) if rule_parts else np.zeros(0, dtype=object)
+        people = np.concatenate(people_parts) if people_parts else np.zeros(0, dtype=object)
+        # A line in both parts keeps its first rules.
+        first = ~pd.Index(digests).duplicated(keep="first")
+        digests, rules, people = digests[first], rules[first], people[first]
+        write = np.ones(len(digests), dtype=bool)
         if staged.extract_kind == "snapshot":
-            have = dict(_council_rows(conn, ref, council, ["row_digest", "rules"]))
+            have = _council_rows(conn, ref, council, ["row_digest", "rules"])
+            have_digests = np.fromiter((d for d, _ in have), dtype=np.int64, count=len(have))
+            have_rules = np.array([r for _, r in have], dtype=object)
+            at = pd.Index(digests).get_indexer(have_digests)  # digests are unique by now
+            same = at >= 0
+            same[same] = rules[at[same]] == have_rules[same]
             # A line kept with other rules is deleted here and written again below.
-            stale = sorted(d for d, rule in have.items() if d not in wanted or wanted[d][0] != rule)
+            stale = np.sort(have_digests[~same]).tolist()
             for start in range(0, len(stale), _CHUNK):
                 conn.execute(
                     ref.delete().where(
@@ -983,13 +991,19 @@ class IndexStore:
                         ref.c.row_digest.in_(stale[start : start + _CHUNK]),
                     )
                 )
-            wanted = {d: kept for d, kept in wanted.items() if have.get(d) != kept[0]}
+            write = ~digests_in(digests, have_digests[same])
+        order = np.flatnonzero(write)[np.argsort(digests[write], kind="stable")]
         self._insert(
             conn,
             "refused_line",
             [
                 {"council_code": council, "row_digest": d, "rules": r, "child_pseudonym": p}
-                for d, (r, p) in sorted(wanted.items())
+                for d, r, p in zip(
+                    digests[order].tolist(),
+                    rules[order].tolist(),
+                    people[order].tolist(),
+                    strict=True,
+                )
             ],
             ignore=True,
         )
