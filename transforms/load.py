@@ -958,7 +958,8 @@ class IndexStore:
             refused = refused.loc[refused["rules"] != OPTED_OUT_LINE, ["row_digest", "rules"]]
         # As arrays, not a dict a line: a council's remembered lines run to tens of thousands.
         # Object arrays: pandas would turn text into its own strings, missing ones into NaN.
-        digest_parts, rule_parts, people_parts = [np.zeros(0, dtype=np.int64)], [], []
+        digest_parts = [np.zeros(0, dtype=np.int64)]
+        rule_parts, people_parts = [np.zeros(0, dtype=object)], [np.zeros(0, dtype=object)]
         for part in (refused, suppressed):
             if part is None or not len(part):
                 continue
@@ -969,8 +970,7 @@ class IndexStore:
                 people[:] = _plain(part["child_pseudonym"].astype("string"))
             people_parts.append(people)
         digests = np.concatenate(digest_parts)
-        rules = np.concatenate(rule_parts) if rule_parts else np.zeros(0, dtype=object)
-        people = np.concatenate(people_parts) if people_parts else np.zeros(0, dtype=object)
+        rules, people = np.concatenate(rule_parts), np.concatenate(people_parts)
         # A line in both parts keeps its first rules.
         first = ~pd.Index(digests).duplicated(keep="first")
         digests, rules, people = digests[first], rules[first], people[first]
@@ -982,6 +982,8 @@ class IndexStore:
             at = pd.Index(digests).get_indexer(have_digests)  # digests are unique by now
             same = at >= 0
             same[same] = rules[at[same]] == have_rules[same]
+            # Lines the council already holds with the same rules are not written again.
+            write[at[same]] = False
             # A line kept with other rules is deleted here and written again below.
             stale = np.sort(have_digests[~same]).tolist()
             for start in range(0, len(stale), _CHUNK):
@@ -991,7 +993,6 @@ class IndexStore:
                         ref.c.row_digest.in_(stale[start : start + _CHUNK]),
                     )
                 )
-            write = ~digests_in(digests, have_digests[same])
         order = np.flatnonzero(write)[np.argsort(digests[write], kind="stable")]
         self._insert(
             conn,
