@@ -393,14 +393,8 @@ class IndexStore:
             if base is None:
                 return empty, no_refusals, None
             found = _council_rows(conn, ref, council, _REFUSED_COLUMNS)
-            columns = list(zip(*found, strict=True)) if found else [(), (), ()]
-            refused = pd.DataFrame(
-                {
-                    "row_digest": np.array(columns[0], dtype=np.int64),
-                    "rules": np.array(columns[1], dtype=object),
-                    "child_pseudonym": np.array(columns[2], dtype=object),
-                }
-            )
+            columns = _as_columns(found, (np.int64, object, object))
+            refused = pd.DataFrame(dict(zip(_REFUSED_COLUMNS, columns, strict=True)))
             digests = self._digest_set(conn, council, base)
             if digests is None:  # 1M rows in about 1 s
                 rows = _council_rows(
@@ -977,8 +971,7 @@ class IndexStore:
         write = np.ones(len(digests), dtype=bool)
         if staged.extract_kind == "snapshot":
             have = _council_rows(conn, ref, council, ["row_digest", "rules"])
-            have_digests = np.fromiter((d for d, _ in have), dtype=np.int64, count=len(have))
-            have_rules = np.array([r for _, r in have], dtype=object)
+            have_digests, have_rules = _as_columns(have, (np.int64, object))
             at = pd.Index(digests).get_indexer(have_digests)  # digests are unique by now
             same = at >= 0
             same[same] = rules[at[same]] == have_rules[same]
@@ -1290,6 +1283,12 @@ def _council_rows(
     found = cursor.fetchall()
     cursor.close()
     return [tuple(row) for row in found]
+
+
+def _as_columns(rows: list[tuple], dtypes: tuple) -> list[np.ndarray]:
+    """Turn `_council_rows` tuples into an array per column (64-bit digests never via float)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(dtypes)
+    return [np.array(c, dtype=d) for c, d in zip(columns, dtypes, strict=True)]
 
 
 _REFUSED_COLUMNS = ["row_digest", "rules", "child_pseudonym"]
